@@ -1,0 +1,49 @@
+# Two commands: `make demo` serves the FastAPI example, `make test` runs everything.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+HOST  ?= 127.0.0.1
+PORT  ?= 8000
+
+# The first Python >= 3.12 we can find: on PATH, then under pyenv's versions.
+# Each candidate is run, so a pyenv shim that is not activated does not count.
+FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
+	    command -v "$$c" || echo "$$c"; exit 0; fi; done; exit 1
+
+.PHONY: demo test lint typecheck unit example-distributed clean python
+
+python:
+	@$(FIND_PYTHON) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
+	  echo "Install one, e.g. 'apt-get install python3.12', 'pyenv install 3.12', or 'uv python install 3.12', then run make again." >&2; exit 1; }
+
+$(VENV)/.installed: pyproject.toml
+	@PYBIN=$$($(MAKE) -s python) || exit 1; \
+	echo "Using $$PYBIN ($$($$PYBIN --version))"; \
+	rm -rf $(VENV) && "$$PYBIN" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[fastapi,flask,django,pg,dev]'
+	@touch $@
+
+demo: $(VENV)/.installed
+	@echo ""
+	@echo "Serving the FastAPI example on http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
+	@echo "  curl -s -X POST $(HOST):$(PORT)/resonate/functions/add?wait=5 -H 'content-type: application/json' -d '{\"args\":[1,2]}'"
+	@echo "  curl -s $(HOST):$(PORT)/resonate/functions"
+	@echo ""
+	cd examples/gateway_worker && ../../$(VENV)/bin/uvicorn gateway_fastapi:app --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests examples bench
+	$(VENV)/bin/ruff format --check src tests examples bench
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,22 @@
+"""The FastAPI gateway: ``uvicorn gateway_fastapi:app``.
+
+No ``RESONATE_URL``: every function runs inline on the embedded backend.
+``RESONATE_URL`` set: functions are dispatched to ``RESONATE_TARGET`` (``workers``).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from functions import functions
+
+from resonate_web.fastapi import ResonateDep, ResonateRouter
+
+app = FastAPI(title="resonate-web example")
+app.include_router(ResonateRouter(functions))
+
+
+@app.get("/hello/{name}")
+async def hello(name: str, resonate: ResonateDep) -> dict[str, object]:
+    """A handler of your own, starting a durable function through the injected client."""
+    handle = resonate.run(f"hello-{name}", "add", len(name), 1)
+    return {"id": await handle.id(), "result": await handle.result()}

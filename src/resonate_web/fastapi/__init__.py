@@ -1,0 +1,215 @@
+"""FastAPI adapter: ``app.include_router(ResonateRouter(functions))``.
+
+The router carries its own lifespan (merged into the app's by
+``include_router``), which starts the runtime on the app's event loop and stops
+it on shutdown. :data:`ResonateDep` hands custom handlers the started client.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Annotated, Any
+
+try:
+    from fastapi import APIRouter, Depends, FastAPI, Path, Query
+    from fastapi import Request as FastAPIRequest
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.sse import EventSourceResponse
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        "resonate_web.fastapi needs FastAPI: pip install 'resonate-web[fastapi]'"
+    ) from exc
+
+from resonate.resonate import Resonate
+
+from resonate_web.exposure import Functions
+from resonate_web.gateway import ROUTES, Gateway, Request, Route, mount_prefix, read_capped
+from resonate_web.models import FunctionList, Health, ProblemDetails, StartBody, StatusDocument
+from resonate_web.problems import PROBLEM_CONTENT_TYPE
+from resonate_web.runtime import Runtime
+from resonate_web.settings import Settings
+
+__all__ = ["ResonateDep", "ResonateRouter", "get_resonate"]
+
+_STATE_KEY = "resonate_web_runtime"
+_ROUTES = {r.name: r for r in ROUTES}
+
+# Parameters are declared as strings: the gateway parses them itself, so a bad
+# value gets the contract's problem (400 invalid-wait), not FastAPI's own 422.
+Wait = Annotated[
+    str | None,
+    Query(description="Seconds (a number >= 0) to hold the response until the invocation settles"),
+]
+Name = Annotated[str, Path(description="An exposed function's name")]
+Id = Annotated[str, Path(description="Invocation id")]
+QueryId = Annotated[str | None, Query(description="Invocation id")]
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"model": ProblemDetails, "content": {PROBLEM_CONTENT_TYPE: {}}} for code in codes
+    }
+
+
+class ResonateRouter(APIRouter):
+    """The contract's routes, with a lifespan that owns the Resonate runtime.
+
+    ``settings`` defaults to ``Settings.load(**settings_kwargs)`` (environment
+    ``RESONATE_*`` plus keyword overrides). ``prefix`` defaults to the settings'
+    mount prefix (``/resonate``); ``include_router(router, prefix=..., tags=...)``
+    adds to it as usual.
+    """
+
+    def __init__(
+        self,
+        functions: Functions,
+        *,
+        settings: Settings | None = None,
+        prefix: str | None = None,
+        tags: Sequence[str | Enum] | None = None,
+        **settings_kwargs: Any,
+    ) -> None:
+        self.settings = settings or Settings.load(**settings_kwargs)
+        self.runtime = Runtime(self.settings, functions)
+        self.gateway = Gateway(self.runtime)
+        super().__init__(
+            prefix=self.settings.prefix if prefix is None else prefix,
+            tags=list(tags) if tags is not None else ["resonate"],
+            lifespan=self._lifespan,
+        )
+        self._add_routes()
+
+    @asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await self.runtime.start()
+        try:
+            yield {_STATE_KEY: self.runtime}
+        finally:
+            await self.runtime.stop()
+
+    async def _serve(
+        self, name: str, request: FastAPIRequest, path_params: dict[str, str]
+    ) -> Response:
+        route: Route = _ROUTES[name]
+        body = b""
+        if route.method == "POST":
+            body = await read_capped(request.stream(), self.settings.body_limit)
+        template = getattr(request.scope.get("route"), "path", route.path)
+        neutral = Request(
+            method=request.method,
+            path_params=path_params,
+            query={k: v for k, v in request.query_params.items()},
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            prefix=mount_prefix(template, route, request.scope.get("root_path", "")),
+            principal=request.scope.get("user"),
+        )
+        response = await self.gateway.handle(name, neutral, request.url.path)
+        if response.stream is not None:
+            return EventSourceResponse(response.stream, headers=response.headers)
+        return Response(
+            response.content(),
+            status_code=response.status,
+            headers=response.headers,
+            media_type=response.media_type,
+        )
+
+    def _add_routes(self) -> None:
+        async def list_functions(request: FastAPIRequest) -> Response:
+            return await self._serve("list_functions", request, {})
+
+        async def start(
+            request: FastAPIRequest,
+            name: Name,
+            wait: Wait = None,
+            id: QueryId = None,
+        ) -> Response:
+            return await self._serve("start", request, {"name": name})
+
+        async def status(request: FastAPIRequest, id: Id, wait: Wait = None) -> Response:
+            return await self._serve("status", request, {"id": id})
+
+        async def events(request: FastAPIRequest, id: Id) -> Response:
+            return await self._serve("events", request, {"id": id})
+
+        async def health(request: FastAPIRequest) -> Response:
+            return await self._serve("health", request, {})
+
+        r = _ROUTES
+        self.add_api_route(
+            r["list_functions"].path,
+            list_functions,
+            methods=["GET"],
+            summary=r["list_functions"].summary,
+            response_model=FunctionList,
+            response_class=JSONResponse,
+            responses=_problems(503),
+        )
+        self.add_api_route(
+            r["start"].path,
+            start,
+            methods=["POST"],
+            summary=r["start"].summary,
+            status_code=202,
+            response_model=StatusDocument,
+            response_model_exclude_none=True,
+            responses={
+                200: {"model": StatusDocument, "description": "Settled"},
+                **_problems(400, 404, 413, 415, 422, 503),
+            },
+            openapi_extra={
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": StartBody.model_json_schema()}},
+                },
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Invocation id; wins over the id query parameter",
+                    }
+                ],
+            },
+        )
+        self.add_api_route(
+            r["status"].path,
+            status,
+            methods=["GET"],
+            summary=r["status"].summary,
+            response_model=StatusDocument,
+            response_model_exclude_none=True,
+            responses=_problems(400, 404, 503),
+        )
+        self.add_api_route(
+            r["events"].path,
+            events,
+            methods=["GET"],
+            summary=r["events"].summary,
+            response_class=EventSourceResponse,
+            responses=_problems(400, 404, 503),
+        )
+        self.add_api_route(
+            r["health"].path,
+            health,
+            methods=["GET"],
+            summary=r["health"].summary,
+            response_model=Health,
+            responses=_problems(503),
+        )
+
+
+def get_resonate(request: FastAPIRequest) -> Resonate:
+    """Dependency: the started Resonate client of the app's ResonateRouter."""
+    runtime: Runtime | None = getattr(request.state, _STATE_KEY, None)
+    if runtime is None:
+        raise RuntimeError(
+            "no resonate-web runtime in this app: app.include_router(ResonateRouter(...)) "
+            "and run the app with its lifespan"
+        )
+    return runtime.client
+
+
+ResonateDep = Annotated[Resonate, Depends(get_resonate)]
+

@@ -1,0 +1,103 @@
+"""Reading invocations from the backend as data: status documents, never objects.
+
+The gateway never unpickles what it reads (a value a worker wrote is data, not
+code): a rejection's exception class name is read from the pickle's opcodes
+with :mod:`pickletools`, which disassembles without executing anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import pickletools
+from typing import Any, Literal
+
+from resonate.types import PromiseRecord
+
+Status = Literal["pending", "resolved", "rejected", "canceled", "timedout"]
+
+_STATES: dict[str, Status] = {
+    "pending": "pending",
+    "resolved": "resolved",
+    "rejected": "rejected",
+    "rejected_canceled": "canceled",
+    "rejected_timedout": "timedout",
+}
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING"}
+
+
+def exception_class_name(pickled_b64: str) -> str | None:
+    """The class name a pickled exception would load, read without loading it."""
+    try:
+        data = base64.b64decode(pickled_b64, validate=True)
+        strings: list[str] = []
+        for opcode, arg, _pos in pickletools.genops(data):
+            if opcode.name in _STRING_OPS and isinstance(arg, str):
+                strings.append(arg)
+            elif opcode.name == "STACK_GLOBAL":
+                return strings[-1].rsplit(".", 1)[-1] if strings else None
+            elif opcode.name in {"GLOBAL", "INST"} and isinstance(arg, str):
+                return arg.split(" ", 1)[-1].rsplit(".", 1)[-1]
+    except Exception:
+        return None
+    return None
+
+
+def error_of(value: Any) -> dict[str, str]:
+    """``{"type", "message"}`` for a rejection value as the SDK stores it."""
+    if isinstance(value, dict):
+        message = value.get("message")
+        pickled = value.get("__py_pickle")
+        type_name = exception_class_name(pickled) if isinstance(pickled, str) else None
+        return {
+            "type": type_name or "Error",
+            "message": message if isinstance(message, str) else str(value),
+        }
+    return {"type": "Error", "message": "" if value is None else str(value)}
+
+
+def function_of(record: PromiseRecord) -> str | None:
+    """The function a root invocation runs, or ``None`` if ``record`` is not one."""
+    data = record.param.data
+    if isinstance(data, dict) and isinstance(data.get("func"), str):
+        return str(data["func"])
+    return None
+
+
+def call_of(record: PromiseRecord) -> tuple[str, int, list[Any], dict[str, Any]] | None:
+    """``(function, version, args, kwargs)`` as stored, for replay comparison."""
+    data = record.param.data
+    if not isinstance(data, dict) or not isinstance(data.get("func"), str):
+        return None
+    args = data.get("args") or []
+    kwargs = data.get("kwargs") or {}
+    version = data.get("version", 1)
+    return data["func"], version, list(args), dict(kwargs)
+
+
+def status_of(record: PromiseRecord) -> Status:
+    return _STATES.get(record.state, "pending")
+
+
+def is_external(record: PromiseRecord) -> bool:
+    return record.tags.get("resonate:external") == "true"
+
+
+def document(
+    record: PromiseRecord,
+    *,
+    public_id: str,
+    self_link: str,
+    awaiting: list[str] | None = None,
+) -> dict[str, Any]:
+    """The status document for ``record`` (see the HTTP contract)."""
+    status = status_of(record)
+    doc: dict[str, Any] = {"id": public_id, "function": function_of(record), "status": status}
+    if status == "resolved":
+        doc["result"] = record.value.data
+    elif status == "rejected":
+        doc["error"] = error_of(record.value.data)
+    if status == "pending" and awaiting:
+        doc["awaiting"] = awaiting
+    doc["links"] = {"self": self_link}
+    return doc

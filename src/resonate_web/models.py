@@ -1,0 +1,68 @@
+"""Typed shapes of the contract's documents (for OpenAPI and for typed clients)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FunctionInfo(BaseModel):
+    name: str
+    version: int
+    mode: Literal["inline", "dispatch"]
+    target: str | None
+    parameters: dict[str, Any] | None = Field(
+        description="JSON Schema of the arguments (null for a dispatch-only name without one)"
+    )
+
+
+class FunctionList(BaseModel):
+    functions: list[FunctionInfo]
+
+
+class ErrorInfo(BaseModel):
+    type: str = Field(description="The exception's class name, e.g. ValueError")
+    message: str
+
+
+class Links(BaseModel):
+    self: str
+
+
+class StatusDocument(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
+
+    id: str
+    function: str | None
+    status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
+    result: Any = Field(default=None, description="Only when resolved")
+    error: ErrorInfo | None = Field(default=None, description="Only when rejected")
+    awaiting: list[str] | None = Field(
+        default=None, description="Promise ids the invocation waits on, while it waits"
+    )
+    links: Links
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    backend: Literal["embedded", "http", "postgres"]
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:resonate-web:problem:invalid-json"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+class StartBody(BaseModel):
+    """Arguments for an invocation; both members are optional."""
+
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,81 @@
+"""RFC 9457 problem details: one exception type, one stable slug per kind of error."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Slug = Literal[
+    "invalid-json",
+    "unsupported-media-type",
+    "payload-too-large",
+    "invalid-id",
+    "invalid-wait",
+    "unknown-function",
+    "invalid-arguments",
+    "idempotency-key-reused",
+    "not-found",
+    "conflict",
+    "invalid-cron",
+    "unauthorized",
+    "forbidden",
+    "backend-unavailable",
+    "too-many-waiters",
+]
+
+PROBLEM_TYPE_PREFIX = "urn:resonate-web:problem:"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_TITLES: dict[Slug, tuple[int, str]] = {
+    "invalid-json": (400, "Invalid JSON"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "payload-too-large": (413, "Payload too large"),
+    "invalid-id": (400, "Invalid id"),
+    "invalid-wait": (400, "Invalid wait"),
+    "unknown-function": (404, "Unknown function"),
+    "invalid-arguments": (422, "Invalid arguments"),
+    "idempotency-key-reused": (422, "Idempotency key reused"),
+    "not-found": (404, "Not found"),
+    "conflict": (409, "Conflict"),
+    "invalid-cron": (400, "Invalid cron expression"),
+    "unauthorized": (401, "Unauthorized"),
+    "forbidden": (403, "Forbidden"),
+    "backend-unavailable": (503, "Backend unavailable"),
+    "too-many-waiters": (503, "Too many waiters"),
+}
+
+
+class Problem(Exception):
+    """An error the HTTP contract names: rendered as ``application/problem+json``."""
+
+    def __init__(
+        self,
+        slug: Slug,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.slug: Slug = slug
+        self.status, self.title = _TITLES[slug]
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
+
+    def body(self, instance: str) -> dict[str, Any]:
+        return {
+            "type": PROBLEM_TYPE_PREFIX + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+            **self.extensions,
+        }
+
+
+def status_of(slug: Slug) -> int:
+    return _TITLES[slug][0]
+
+
+def all_slugs() -> list[Slug]:
+    return list(_TITLES)

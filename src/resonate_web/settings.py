@@ -1,0 +1,192 @@
+"""One frozen :class:`Settings`, built one way from every source.
+
+Keyword arguments win over a framework's config mapping (a Flask ``config`` or a
+Django ``RESONATE`` dict), which wins over the environment (``RESONATE_*``).
+Every value goes through the same parser, so a bad value is reported the same
+way whichever source it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Backend = Literal["embedded", "http", "postgres"]
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value resonate-web cannot use."""
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _str(value).strip()
+    return text or None
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigurationError("expected a number, got a boolean")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigurationError(f"expected a finite number > 0, got {value!r}")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigurationError("expected an integer, got a boolean")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"expected an integer, got {value!r}") from None
+    if number <= 0 or (isinstance(value, float) and value != number):
+        raise ConfigurationError(f"expected an integer > 0, got {value!r}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"expected a boolean, got {value!r}")
+
+
+def _prefix(value: Any) -> str:
+    text = _str(value).strip()
+    if text in {"", "/"}:
+        return ""
+    if not text.startswith("/") or text.endswith("/") or "//" in text:
+        raise ConfigurationError(
+            f"a mount prefix starts with '/' and does not end with one, got {value!r}"
+        )
+    return text
+
+
+def _group(value: Any) -> str:
+    text = _str(value).strip()
+    if not text or any(c in text for c in "/@: "):
+        raise ConfigurationError(f"a group is a non-empty name without '/@: ', got {value!r}")
+    return text
+
+
+def _url(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is None:
+        return None
+    if not text.startswith(("http://", "https://", "postgresql://", "postgres://")):
+        raise ConfigurationError(
+            "expected an http(s):// Resonate server URL or a postgresql:// DSN, "
+            f"got {text!r}"
+        )
+    return text.rstrip("/") if text.startswith("http") else text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything resonate-web needs to know, validated.
+
+    ``url``: ``None`` runs on the SDK's embedded in-process backend; an
+    ``http(s)://`` URL talks to a Resonate server; a ``postgresql://`` DSN uses
+    the database through ``resonate-pg`` (``pip install 'resonate-web[pg]'``).
+    """
+
+    url: str | None = None
+    token: str | None = None
+    group: str = "gateway"
+    target: str = "workers"
+    prefix: str = "/resonate"
+    wait_cap: float = 30.0
+    body_limit: int = 1024 * 1024
+    json_depth: int = 64
+    backend_timeout: float = 5.0
+    shutdown_timeout: float = 5.0
+    max_waiters: int = 1000
+    lease_ttl: float = 15.0
+    promises_enabled: bool = False
+    keepalive: float = 15.0
+
+    @property
+    def backend(self) -> Backend:
+        if self.url is None:
+            return "embedded"
+        if self.url.startswith(("postgresql://", "postgres://")):
+            return "postgres"
+        return "http"
+
+    @classmethod
+    def load(
+        cls,
+        config: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from keyword arguments, a config mapping and the environment.
+
+        ``config`` keys are the field names in upper case (``URL``, ``GROUP``, ...),
+        optionally prefixed with ``RESONATE_`` (as a Flask config holds them).
+        Environment variables are ``RESONATE_<NAME>``. Unknown keys in ``config``
+        and ``overrides`` are errors; unknown ``RESONATE_*`` variables are ignored
+        (other tools share that namespace).
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            env_value = env.get(f"RESONATE_{field.name.upper()}")
+            if env_value is not None:
+                values[field.name] = env_value
+        for key, value in (config or {}).items():
+            name = key.upper().removeprefix("RESONATE_").lower()
+            if name not in _PARSERS:
+                raise ConfigurationError(f"unknown resonate-web setting {key!r}")
+            values[name] = value
+        for name, value in overrides.items():
+            if name not in _PARSERS:
+                raise ConfigurationError(f"unknown resonate-web setting {name!r}")
+            if value is not None:
+                values[name] = value
+        parsed: dict[str, Any] = {}
+        for name, value in values.items():
+            try:
+                parsed[name] = _PARSERS[name](value)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"setting {name.upper()}: {exc}") from None
+        return cls(**parsed)
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "url": _url,
+    "token": _opt_str,
+    "group": _group,
+    "target": _group,
+    "prefix": _prefix,
+    "wait_cap": _positive_float,
+    "body_limit": _positive_int,
+    "json_depth": _positive_int,
+    "backend_timeout": _positive_float,
+    "shutdown_timeout": _positive_float,
+    "max_waiters": _positive_int,
+    "lease_ttl": _positive_float,
+    "promises_enabled": _bool,
+    "keepalive": _positive_float,
+}
+
+SETTING_NAMES = frozenset(_PARSERS)
