@@ -298,6 +298,8 @@ class Gateway:
         self, request: Request, id: str, record: PromiseRecord
     ) -> AsyncIterator[bytes]:
         yield sse_frame("status", await self._document(request, id, record))
+        if invocations.status_of(record) != "pending":
+            return
         while invocations.status_of(record) == "pending":
             deadline = time.monotonic() + self.settings.keepalive
             try:

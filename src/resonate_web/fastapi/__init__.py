@@ -187,8 +187,14 @@ class ResonateRouter(APIRouter):
             events,
             methods=["GET"],
             summary=r["events"].summary,
-            response_class=EventSourceResponse,
-            responses=_problems(400, 404, 503),
+            response_class=Response,
+            responses={
+                200: {
+                    "description": "`event: status` frames with the status document",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_problems(400, 404, 503),
+            },
         )
         self.add_api_route(
             r["health"].path,

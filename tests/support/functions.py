@@ -1,0 +1,49 @@
+"""Functions the tests expose: the example's, plus a few that probe edge cases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from resonate.context import Context
+from resonate.retry import Never
+
+from examples.gateway_worker import functions as example
+from resonate_web import Functions
+
+#: Executions per key, in this process: how tests see that a replay ran nothing.
+EXECUTIONS: Counter[str] = Counter()
+
+
+def build() -> Functions:
+    functions = Functions()
+    for fn in (example.add, example.slow, example.countdown, example.approval):
+        functions.expose(fn)
+    functions.expose(example.fail, retry_policy=Never())
+    functions.expose(ping)
+    functions.expose(count, retry_policy=Never())
+    functions.expose(executions)
+    functions.expose(example.slow, name="slow_timeout", timeout=timedelta(seconds=1))
+    functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
+    functions.expose_remote("remote_raw", target="nobody")
+    return functions
+
+
+def ping(ctx: Context) -> str:
+    return "pong"
+
+
+def count(ctx: Context, key: str) -> int:
+    """Count an execution under ``key``; returns how many there have been."""
+    EXECUTIONS[key] += 1
+    return EXECUTIONS[key]
+
+
+def executions(ctx: Context, key: str) -> int:
+    return EXECUTIONS[key]
+
+
+def _remote_add_stub(ctx: Context, a: int, b: int) -> int:
+    raise NotImplementedError
+
+
