@@ -90,7 +90,7 @@ class Binder:
                 annotation,
                 pydantic.Field(default=default, alias=param.name),
             )
-        self.model: type[pydantic.BaseModel] = pydantic.create_model(  # type: ignore[call-overload]
+        self.model: type[pydantic.BaseModel] = pydantic.create_model(
             f"{name}_arguments",
             __config__=pydantic.ConfigDict(strict=True, extra="forbid"),
             **fields,
@@ -218,7 +218,7 @@ class Functions:
                 return f
 
             return decorator
-        exposed_name = name or getattr(fn, "__name__", "")
+        exposed_name: str = name or str(getattr(fn, "__name__", ""))
         self._add(
             Exposure(
                 name=exposed_name,

@@ -11,6 +11,7 @@ portal loop for sync frameworks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -335,10 +336,8 @@ class Gateway:
             until_timeout = record.timeout_at / 1000 - time.time() + 0.05
             remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
             if remaining > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_settled(handle), remaining)
-                except TimeoutError:
-                    pass
         finally:
             self._waiters -= 1
         return await self.read(id) or record
@@ -357,9 +356,7 @@ class Gateway:
         return found
 
     async def _document(self, request: Request, id: str, record: PromiseRecord) -> dict[str, Any]:
-        awaiting = (
-            await self._awaiting(id) if invocations.status_of(record) == "pending" else None
-        )
+        awaiting = await self._awaiting(id) if invocations.status_of(record) == "pending" else None
         return invocations.document(
             record, public_id=id, self_link=self._link(request, id), awaiting=awaiting
         )
@@ -395,7 +392,12 @@ async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return bytes(body)
 
 
-def mount_prefix(route_path: str, route: Route, root_path: str = "") -> str:
-    """The prefix a route is served under, from its full path template."""
-    prefix = route_path.removesuffix(route.path) if route_path.endswith(route.path) else ""
-    return root_path.rstrip("/") + prefix
+def mount_prefix(path: str, route: Route, path_params: Mapping[str, str]) -> str:
+    """The prefix a route is served under, from the request's full (decoded) path.
+
+    ``/api/resonate/functions/add`` served by ``/functions/{name}`` with
+    ``name=add`` is mounted at ``/api/resonate``; links then point back at it,
+    however the app composed its routers, blueprints or url includes.
+    """
+    suffix = route.path.format_map(dict(path_params))
+    return path[: -len(suffix)] if path.endswith(suffix) else ""

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from datetime import timedelta
 from typing import Any
 
-from resonate.resonate import Resonate
 from resonate.connections import LocalConnection
+from resonate.resonate import Resonate
 
 from resonate_web.exposure import DurableFn, Exposed, Functions, registrations
 from resonate_web.settings import ConfigurationError, Settings

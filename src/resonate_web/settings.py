@@ -93,8 +93,7 @@ def _url(value: Any) -> str | None:
         return None
     if not text.startswith(("http://", "https://", "postgresql://", "postgres://")):
         raise ConfigurationError(
-            "expected an http(s):// Resonate server URL or a postgresql:// DSN, "
-            f"got {text!r}"
+            f"expected an http(s):// Resonate server URL or a postgresql:// DSN, got {text!r}"
         )
     return text.rstrip("/") if text.startswith("http") else text
 

@@ -27,7 +27,8 @@ def load_functions(spec: str) -> Functions:
     candidates = [v for v in vars(module).values() if isinstance(v, Functions)]
     if len(candidates) != 1:
         raise ConfigurationError(
-            f"{module_name}: found {len(candidates)} Functions objects; name one as {module_name}:ATTR"
+            f"{module_name}: found {len(candidates)} Functions objects; "
+            f"name one as {module_name}:ATTR"
         )
     return candidates[0]
 

@@ -73,7 +73,9 @@ def test_reused_key_with_other_arguments_is_422_and_harmless(
 
 def test_reused_key_while_pending(client: httpx.Client, uid: str) -> None:
     assert start(client, "slow", {"args": [0.5, "a"]}, id=uid).status_code == 202
-    assert_problem(start(client, "slow", {"args": [0.5, "b"]}, id=uid), 422, "idempotency-key-reused")
+    assert_problem(
+        start(client, "slow", {"args": [0.5, "b"]}, id=uid), 422, "idempotency-key-reused"
+    )
     assert status(client, uid, wait=10).json()["result"] == "a"
 
 
@@ -197,7 +199,9 @@ def test_dispatch_without_signature_passes_arguments_as_sent(
     first = start(client, "remote_raw", {"args": [1, {"x": [2]}]}, id=uid)
     assert first.status_code == 202
     assert start(client, "remote_raw", {"args": [1, {"x": [2]}]}, id=uid).status_code == 202
-    assert_problem(start(client, "remote_raw", {"args": [1]}, id=uid), 422, "idempotency-key-reused")
+    assert_problem(
+        start(client, "remote_raw", {"args": [1]}, id=uid), 422, "idempotency-key-reused"
+    )
 
 
 @pytest.mark.parametrize("wait", ["-1", "nan", "inf", "-inf", "abc", "", "1e400", " 1", "0x10"])

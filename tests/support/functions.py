@@ -45,5 +45,3 @@ def executions(ctx: Context, key: str) -> int:
 
 def _remote_add_stub(ctx: Context, a: int, b: int) -> int:
     raise NotImplementedError
-
-

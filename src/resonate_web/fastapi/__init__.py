@@ -94,14 +94,13 @@ class ResonateRouter(APIRouter):
         body = b""
         if route.method == "POST":
             body = await read_capped(request.stream(), self.settings.body_limit)
-        template = getattr(request.scope.get("route"), "path", route.path)
         neutral = Request(
             method=request.method,
             path_params=path_params,
-            query={k: v for k, v in request.query_params.items()},
+            query=dict(request.query_params.items()),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
-            prefix=mount_prefix(template, route, request.scope.get("root_path", "")),
+            prefix=mount_prefix(_external_path(request), route, path_params),
             principal=request.scope.get("user"),
         )
         response = await self.gateway.handle(name, neutral, request.url.path)
@@ -206,6 +205,13 @@ class ResonateRouter(APIRouter):
         )
 
 
+def _external_path(request: FastAPIRequest) -> str:
+    """The path as the client sent it: ASGI servers may or may not include root_path."""
+    root: str = request.scope.get("root_path", "")
+    path: str = request.scope["path"]
+    return path if path.startswith(root) else root + path
+
+
 def get_resonate(request: FastAPIRequest) -> Resonate:
     """Dependency: the started Resonate client of the app's ResonateRouter."""
     runtime: Runtime | None = getattr(request.state, _STATE_KEY, None)
@@ -218,4 +224,3 @@ def get_resonate(request: FastAPIRequest) -> Resonate:
 
 
 ResonateDep = Annotated[Resonate, Depends(get_resonate)]
-
