@@ -249,6 +249,7 @@ class Gateway:
         args, kwargs = exposed.bind(*self._call_arguments(request))
 
         record = await self.read(id)
+        handle = None
         if record is None:
             handle = self._launch(exposed, id, args, kwargs)
             await self._bounded(handle.id())
@@ -257,7 +258,7 @@ class Gateway:
                 raise self._unavailable("the invocation vanished after creation")
         self._check_replay(record, exposed, args, kwargs)
         if wait > 0:
-            record = await self._wait_settled(id, record, time.monotonic() + wait)
+            record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
         return await self._status_response(request, id, record, created=True)
 
     def _launch(
@@ -314,7 +315,13 @@ class Gateway:
 
     # ── waiting ─────────────────────────────────────────────────────────────
 
-    async def _wait_settled(self, id: str, record: PromiseRecord, deadline: float) -> PromiseRecord:
+    async def _wait_settled(
+        self,
+        id: str,
+        record: PromiseRecord,
+        deadline: float,
+        handle: ResonateHandle[Any] | None = None,
+    ) -> PromiseRecord:
         """Wait until ``id`` settles or ``deadline`` (monotonic) passes; re-read it.
 
         Wakes on the SDK's settle notification (shared by every waiter on the
@@ -332,7 +339,8 @@ class Gateway:
             )
         self._waiters += 1
         try:
-            handle = await self._bounded(self.runtime.client.get(id))
+            if handle is None:
+                handle = await self._bounded(self.runtime.client.get(id))
             until_timeout = record.timeout_at / 1000 - time.time() + 0.05
             remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
             if remaining > 0:
