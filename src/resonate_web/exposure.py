@@ -10,6 +10,7 @@ call spelled two ways (positionally or by keyword) is recognised as one.
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import json
 from collections.abc import Callable, Iterator
@@ -204,20 +205,15 @@ class Functions:
     ) -> Any:
         """Expose a durable function (``def fn(ctx, ...)``). Usable as a decorator."""
         if fn is None:
-
-            def decorator(f: F) -> F:
-                self.expose(
-                    f,
-                    name=name,
-                    version=version,
-                    mode=mode,
-                    target=target,
-                    retry_policy=retry_policy,
-                    timeout=timeout,
-                )
-                return f
-
-            return decorator
+            return functools.partial(
+                self.expose,
+                name=name,
+                version=version,
+                mode=mode,
+                target=target,
+                retry_policy=retry_policy,
+                timeout=timeout,
+            )
         exposed_name: str = name or str(getattr(fn, "__name__", ""))
         self._add(
             Exposure(

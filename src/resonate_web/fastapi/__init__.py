@@ -5,7 +5,7 @@ The router carries its own lifespan (merged into the app's by
 it on shutdown. :data:`ResonateDep` hands custom handlers the started client.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 try:
     from fastapi import APIRouter, Depends, FastAPI, Path, Query
     from fastapi import Request as FastAPIRequest
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
     from fastapi.sse import EventSourceResponse
 except ImportError as exc:  # pragma: no cover
     raise ImportError(
@@ -134,75 +134,67 @@ class ResonateRouter(APIRouter):
         async def health(request: FastAPIRequest) -> Response:
             return await self._serve("health", request, {})
 
-        r = _ROUTES
-        self.add_api_route(
-            r["list_functions"].path,
-            list_functions,
-            methods=["GET"],
-            summary=r["list_functions"].summary,
-            response_model=FunctionList,
-            response_class=JSONResponse,
-            responses=_problems(503),
-        )
-        self.add_api_route(
-            r["start"].path,
-            start,
-            methods=["POST"],
-            summary=r["start"].summary,
-            status_code=202,
-            response_model=StatusDocument,
-            response_model_exclude_none=True,
-            responses={
-                200: {"model": StatusDocument, "description": "Settled"},
-                **_problems(400, 404, 413, 415, 422, 503),
+        endpoints: dict[str, Callable[..., Awaitable[Response]]] = {
+            "list_functions": list_functions,
+            "start": start,
+            "status": status,
+            "events": events,
+            "health": health,
+        }
+        for route in ROUTES:
+            self.add_api_route(
+                route.path,
+                endpoints[route.name],
+                methods=[route.method],
+                summary=route.summary,
+                name=f"resonate_{route.name}",
+                **_OPENAPI[route.name],
+            )
+
+
+_OPENAPI: dict[str, dict[str, Any]] = {
+    "list_functions": {"response_model": FunctionList, "responses": _problems(503)},
+    "start": {
+        "status_code": 202,
+        "response_model": StatusDocument,
+        "response_model_exclude_none": True,
+        "responses": {
+            200: {"model": StatusDocument, "description": "Settled"},
+            **_problems(400, 404, 413, 415, 422, 503),
+        },
+        "openapi_extra": {
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": StartBody.model_json_schema()}},
             },
-            openapi_extra={
-                "requestBody": {
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
                     "required": False,
-                    "content": {"application/json": {"schema": StartBody.model_json_schema()}},
-                },
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "Invocation id; wins over the id query parameter",
-                    }
-                ],
+                    "schema": {"type": "string"},
+                    "description": "Invocation id; wins over the id query parameter",
+                }
+            ],
+        },
+    },
+    "status": {
+        "response_model": StatusDocument,
+        "response_model_exclude_none": True,
+        "responses": _problems(400, 404, 503),
+    },
+    "events": {
+        "response_class": Response,
+        "responses": {
+            200: {
+                "description": "`event: status` frames with the status document",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-        )
-        self.add_api_route(
-            r["status"].path,
-            status,
-            methods=["GET"],
-            summary=r["status"].summary,
-            response_model=StatusDocument,
-            response_model_exclude_none=True,
-            responses=_problems(400, 404, 503),
-        )
-        self.add_api_route(
-            r["events"].path,
-            events,
-            methods=["GET"],
-            summary=r["events"].summary,
-            response_class=Response,
-            responses={
-                200: {
-                    "description": "`event: status` frames with the status document",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                **_problems(400, 404, 503),
-            },
-        )
-        self.add_api_route(
-            r["health"].path,
-            health,
-            methods=["GET"],
-            summary=r["health"].summary,
-            response_model=Health,
-            responses=_problems(503),
-        )
+            **_problems(400, 404, 503),
+        },
+    },
+    "health": {"response_model": Health, "responses": _problems(503)},
+}
 
 
 def _external_path(request: FastAPIRequest) -> str:
