@@ -17,10 +17,12 @@ python:
 	@$(FIND_PYTHON) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
 	  echo "Install one, e.g. 'apt-get install python3.12', 'pyenv install 3.12', or 'uv python install 3.12', then run make again." >&2; exit 1; }
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	@PYBIN=$$($(MAKE) -s python) || exit 1; \
-	echo "Using $$PYBIN ($$($$PYBIN --version))"; \
-	rm -rf $(VENV) && "$$PYBIN" -m venv $(VENV)
+	echo "Creating $(VENV) with $$PYBIN ($$($$PYBIN --version))"; \
+	"$$PYBIN" -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[fastapi,flask,django,pg,dev]'
 	@touch $@
