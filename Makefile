@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 demo: $(VENV)/.installed
 	@echo ""
 	@echo "Serving the FastAPI example on http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
-	@echo "  curl -s -X POST $(HOST):$(PORT)/resonate/functions/add?wait=5 -H 'content-type: application/json' -d '{\"args\":[1,2]}'"
+	@echo "  curl -s -X POST '$(HOST):$(PORT)/resonate/functions/add?wait=5' -H 'content-type: application/json' -d '{\"args\":[1,2]}'"
 	@echo "  curl -s $(HOST):$(PORT)/resonate/functions"
 	@echo ""
 	cd examples/gateway_worker && ../../$(VENV)/bin/uvicorn gateway_fastapi:app --host $(HOST) --port $(PORT)
