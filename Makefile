@@ -14,8 +14,8 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/d
 .PHONY: demo test lint typecheck unit example-distributed clean python
 
 python:
-	@$(FIND_PYTHON) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
-	  echo "Install one, e.g. 'apt-get install python3.12', 'pyenv install 3.12', or 'uv python install 3.12', then run make again." >&2; exit 1; }
+	@( $(FIND_PYTHON) ) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
+	  echo "Install one (for example 'pyenv install 3.12', 'uv python install 3.12', or your system's python3.12 package) and run make again." >&2; exit 1; }
 
 $(PY):
 	@PYBIN=$$($(MAKE) -s python) || exit 1; \
