@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,8 @@ from resonate_web.parsing import (
     validate_id,
 )
 from resonate_web.problems import PROBLEM_CONTENT_TYPE, Problem
-from resonate_web.runtime import Runtime
+from resonate_web.runtime import Portal, Runtime
+from resonate_web.settings import ConfigurationError
 
 logger = logging.getLogger("resonate_web")
 
@@ -398,6 +399,42 @@ async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
         if len(body) > limit:
             break
     return bytes(body)
+
+
+def read_capped_sync(chunks: Iterable[bytes], limit: int) -> bytes:
+    """:func:`read_capped` for a sync framework's request stream."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
+def handle_sync(
+    portal: Portal,
+    gateway: Gateway,
+    route: str,
+    request: Request,
+    instance: str,
+    *,
+    multiprocess: bool = False,
+) -> Response:
+    """:meth:`Gateway.handle` for a sync (WSGI) adapter, through ``portal``.
+
+    ``multiprocess`` is the request's ``wsgi.multiprocess``. A deployment the
+    runtime cannot serve (the embedded backend in a multi-process server, see
+    :class:`~resonate_web.runtime.Portal`) answers 503 ``backend-unavailable``
+    with the fix in ``detail``, on every route, so health checks fail too. A
+    streamed response's ``stream`` still runs on the portal loop: iterate it
+    with :meth:`Portal.iterate`.
+    """
+    try:
+        portal.check_server(multiprocess=multiprocess)
+        return portal.call(gateway.handle(route, request, instance))
+    except ConfigurationError as exc:
+        logger.error("resonate-web: %s", exc)
+        return problem_response(Problem("backend-unavailable", str(exc)), instance)
 
 
 def mount_prefix(path: str, route: Route, path_params: Mapping[str, str]) -> str:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
 from resonate.connections import LocalConnection
 from resonate.resonate import Resonate
 
-from resonate_web.exposure import DurableFn, Exposed, Functions, registrations
+from resonate_web.exposure import DurableFn, Exposed, Functions, _resolve, registrations
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web")
@@ -64,6 +67,52 @@ def build_client(
 
 
 Wrapper = Callable[[DurableFn], DurableFn]
+
+
+def within(context: Callable[[], AbstractContextManager[Any]]) -> Wrapper:
+    """A :class:`Runtime` ``wrap=`` hook running every function inside ``context()``.
+
+    Flask passes ``app.app_context`` so durable functions see ``current_app``.
+    Sync and async functions are both wrapped (an async one holds the context
+    across its awaits); the wrapper keeps the function's signature, with its
+    annotations resolved in the function's own module, so the SDK binds and
+    coerces arguments exactly as for the unwrapped function.
+    """
+
+    def wrap(fn: DurableFn) -> DurableFn:
+        wrapper: DurableFn
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
+        ):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with context():
+                    return await fn(*args, **kwargs)
+
+            wrapper = run_async
+        else:
+
+            @functools.wraps(fn)
+            def run_sync(*args: Any, **kwargs: Any) -> Any:
+                with context():
+                    return fn(*args, **kwargs)
+
+            wrapper = run_sync
+        globalns = getattr(inspect.unwrap(fn), "__globals__", {})
+        sig = inspect.signature(fn)
+        resolved = sig.replace(
+            parameters=[
+                p.replace(annotation=_resolve(p.annotation, globalns))
+                for p in sig.parameters.values()
+            ],
+            return_annotation=_resolve(sig.return_annotation, globalns),
+        )
+        target: Any = wrapper
+        target.__signature__ = resolved
+        return wrapper
+
+    return wrap
 
 
 class Runtime:
@@ -144,6 +193,26 @@ class Portal:
 
     Started lazily on first use, in the process that uses it: after a fork the
     child finds the parent's thread gone and starts its own.
+
+    The embedded backend keeps every invocation in the memory of the process
+    that started it, so it cannot serve more than one process. The portal
+    refuses (with a :class:`~resonate_web.settings.ConfigurationError` naming
+    the fix) when it can tell that it would be one of several:
+
+    * the server says so. WSGI servers set ``wsgi.multiprocess`` in every
+      request's environ when the same app also runs in other processes
+      (gunicorn with ``-w`` > 1, uWSGI with several processes, mod_wsgi daemon
+      processes); adapters pass it to :meth:`check_server`. The flag is the
+      server's own statement of its worker count, so it needs no
+      server-specific code: ``gunicorn -w 1`` (one worker forked from a master
+      that imported the app but never serves) says ``False`` and is fine;
+      ``gunicorn -w 4`` says ``True`` on every request of every worker.
+    * the portal was started in one process and is now used in a forked child
+      of it: the child would start a second, empty backend beside the one the
+      parent holds, and ids from one would be 404 in the other.
+
+    Once refused, a portal stays refused in that process, so the client facade
+    fails the same way as the routes.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -152,15 +221,45 @@ class Portal:
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._refusal: str | None = None
+
+    def check_server(self, *, multiprocess: bool) -> None:
+        """Record what the serving process looks like; raise if it cannot work.
+
+        ``multiprocess`` is the request's WSGI ``wsgi.multiprocess``.
+        """
+        if multiprocess and self._refusal is None and self._embedded:
+            self._refusal = "this server runs the app in several processes"
+        self._check()
+
+    @property
+    def _embedded(self) -> bool:
+        return self.runtime.settings.backend == "embedded"
+
+    def _check(self) -> None:
+        if self._refusal is not None:
+            raise ConfigurationError(
+                f"the embedded backend cannot serve this deployment: {self._refusal}, and "
+                "invocations held in one process's memory would be 404 in another. Set "
+                "RESONATE_URL to a Resonate server (`resonate-web dev` for development) or "
+                "a postgresql:// DSN, or run a single process (gunicorn -w 1 --threads N)"
+            )
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         pid = os.getpid()
-        if self._pid == pid and self._loop is not None:
+        if self._pid == pid and self._loop is not None and self._refusal is None:
             return self._loop
         with self._lock:
+            self._check()
             if self._pid == pid and self._loop is not None:
                 return self._loop
             if self._pid is not None and self._pid != pid:
+                if self._embedded:
+                    self._refusal = (
+                        f"it was started in process {self._pid} and this process "
+                        f"({pid}) is a fork of it"
+                    )
+                    self._check()
                 # Forked: the parent's thread and client do not exist here.
                 self.runtime._client = None
                 self.runtime._loop = None
@@ -184,8 +283,21 @@ class Portal:
         return self._ensure()
 
     def call[T](self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the portal loop and wait for it from sync code."""
-        loop = self._ensure()
+        """Run ``coro`` on the portal loop and wait for it from sync code.
+
+        Not from the portal's own thread (a durable function running inline):
+        waiting there would block the loop that has to do the work.
+        """
+        try:
+            loop = self._ensure()
+            if self._thread is not None and threading.current_thread() is self._thread:
+                raise RuntimeError(
+                    "a blocking resonate-web call from the runtime's own loop (inside a "
+                    "durable function) would deadlock: use the Context (ctx.run, ctx.rpc)"
+                )
+        except BaseException:
+            coro.close()
+            raise
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return future.result(timeout)
@@ -195,7 +307,11 @@ class Portal:
 
     async def acall[T](self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the portal loop from any other loop (or the same one)."""
-        loop = self._ensure()
+        try:
+            loop = self._ensure()
+        except BaseException:
+            coro.close()
+            raise
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - called without a loop

@@ -1,0 +1,244 @@
+"""The framework-free client facade, the portal's guards and the ``within`` wrap hook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from resonate.context import Context
+from resonate.retry import Never
+
+from examples.gateway_worker import functions as example
+from resonate_web import ConfigurationError, Functions, Portal, Runtime, Settings
+from resonate_web.facade import AsyncClient, SyncClient
+from resonate_web.gateway import Gateway, Request, handle_sync
+from resonate_web.runtime import within
+from tests.support.functions import build
+from tests.support.procs import free_port
+
+CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="none")
+
+
+@contextlib.contextmanager
+def entered(value: str) -> Iterator[None]:
+    token = CURRENT.set(value)
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+def where(ctx: Context, point: Point) -> str:
+    assert isinstance(point, Point)
+    return f"{CURRENT.get()}:{point.x + point.y}"
+
+
+async def awhere(ctx: Context, tag: str) -> str:
+    await asyncio.sleep(0.01)
+    return f"{CURRENT.get()}:{tag}"
+
+
+def blocking(ctx: Context) -> int:
+    """Calls the sync facade from inside a durable function (on the portal loop)."""
+    return int(CLIENTS[0].run("inner-" + uuid.uuid4().hex, "add", 1, 1).result(timeout=5))
+
+
+CLIENTS: list[SyncClient] = []
+
+
+def uid() -> str:
+    return "f-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def portal() -> Iterator[Portal]:
+    functions = build()
+    functions.expose(where)
+    functions.expose(awhere)
+    functions.expose(blocking, retry_policy=Never())
+    runtime = Runtime(Settings.load(environ={}), functions, wrap=within(lambda: entered("in")))
+    portal = Portal(runtime)
+    yield portal
+    portal.close()
+
+
+def test_run_by_name_or_by_exposed_function(portal: Portal) -> None:
+    client = SyncClient(portal)
+    id = uid()
+    handle = client.run(id, "add", 2, 3)
+    assert handle.id() == id
+    assert handle.result(timeout=10) == 5
+    assert handle.done()
+    assert client.run(uid(), example.add, 20, 22).result(timeout=10) == 42
+    assert client.get(id).result(timeout=10) == 5
+
+
+def test_result_timeout_leaves_the_invocation_running(portal: Portal) -> None:
+    client = SyncClient(portal)
+    id = uid()
+    handle = client.run(id, "slow", 0.5, "late")
+    with pytest.raises(TimeoutError):
+        handle.result(timeout=0.05)
+    assert not handle.done()
+    assert handle.result(timeout=10) == "late"
+
+
+def test_errors_are_raised_to_the_caller(portal: Portal) -> None:
+    with pytest.raises(ValueError, match="boom"):
+        SyncClient(portal).run(uid(), "fail", "boom").result(timeout=10)
+
+
+def test_async_client_from_fresh_loops(portal: Portal) -> None:
+    """Like Flask's async views: every call on a new loop, none of them the client's."""
+    client = AsyncClient(portal)
+
+    async def once(n: int) -> int:
+        handle = await client.run(uid(), "add", n, n)
+        assert await handle.id()
+        async with asyncio.timeout(10):
+            return int(await handle.result())
+
+    assert [asyncio.run(once(n)) for n in range(3)] == [0, 2, 4]
+
+
+def test_promises_settle_an_approval(portal: Portal) -> None:
+    client = SyncClient(portal)
+    id = uid()
+    handle = client.run(id, "approval", "ship it?")
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(Exception):
+            if client.promises.get(f"{id}:1").state == "pending":
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    record = client.promises.resolve(f"{id}:1", {"ok": True})
+    assert record.state == "resolved"
+    assert handle.result(timeout=10) == {"ok": True}
+
+
+def test_rpc_and_schedule_dispatch_to_the_function_target(portal: Portal) -> None:
+    """The exposure's target, else the settings' target group, unless options say otherwise."""
+    client = SyncClient(portal)
+
+    async def target(client: SyncClient, func: Any) -> Any:
+        return client._prepare(func, dispatch=True)[0].opts.target
+
+    assert portal.call(target(client, "remote_raw")) == "nobody"
+    assert portal.call(target(client, "add")) == "workers"
+    assert portal.call(target(client, "not_exposed")) == "workers"
+    assert portal.call(target(client.options(target="elsewhere"), "remote_raw")) == "elsewhere"
+
+
+def test_schedule_and_unschedule(portal: Portal) -> None:
+    client = SyncClient(portal)
+    id = uid()
+    assert client.schedule(id, "0 * * * *", "ping") == id
+    client.unschedule(id)
+
+
+def test_within_runs_functions_inside_the_context(portal: Portal) -> None:
+    client = SyncClient(portal)
+    assert client.run(uid(), "where", Point(1, 2)).result(timeout=10) == "in:3"
+    assert client.run(uid(), "awhere", "x").result(timeout=10) == "in:x"
+    assert CURRENT.get() == "none"
+
+
+def test_within_keeps_the_signature_with_resolved_annotations() -> None:
+    wrap = within(contextlib.nullcontext)
+    sync, coro = wrap(where), wrap(awhere)
+    assert sync.__name__ == "where" and sync.__wrapped__ is where  # type: ignore[attr-defined]
+    assert inspect.signature(sync).parameters["point"].annotation is Point
+    assert inspect.signature(sync).return_annotation is str
+    assert inspect.iscoroutinefunction(coro)
+    assert list(inspect.signature(coro).parameters) == ["ctx", "tag"]
+
+
+def test_a_blocking_call_from_inside_a_durable_function_fails_instead_of_deadlocking(
+    portal: Portal,
+) -> None:
+    client = SyncClient(portal)
+    CLIENTS[:] = [client]
+    with pytest.raises(RuntimeError, match="deadlock"):
+        client.run(uid(), "blocking").result(timeout=10)
+
+
+def test_multiprocess_server_on_the_embedded_backend_is_refused(portal: Portal) -> None:
+    portal.check_server(multiprocess=False)
+    assert SyncClient(portal).run(uid(), "ping").result(timeout=10) == "pong"
+    gateway = Gateway(portal.runtime)
+    request = Request(method="GET", prefix="/resonate")
+    response = handle_sync(
+        portal, gateway, "health", request, "/resonate/health", multiprocess=True
+    )
+    assert response.status == 503
+    assert response.body["type"] == "urn:resonate-web:problem:backend-unavailable"
+    assert "RESONATE_URL" in response.body["detail"]
+    assert "resonate-web dev" in response.body["detail"]
+    assert "Retry-After" not in response.headers
+    # From then on the facade fails the same way.
+    with pytest.raises(ConfigurationError, match="several processes"):
+        SyncClient(portal).run(uid(), "ping")
+
+
+def test_multiprocess_server_with_a_shared_backend_is_fine() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    portal = Portal(Runtime(Settings.load(environ={}, url=url), Functions()))
+    portal.check_server(multiprocess=True)
+    portal.close()
+
+
+def _in_child(portal: Portal) -> int:
+    """Fork; in the child use ``portal`` and exit 0 if it refused, 1 if it served."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 2
+        try:
+            SyncClient(portal).run("child-" + uuid.uuid4().hex, "ping").result(timeout=5)
+            code = 1
+        except ConfigurationError as exc:
+            code = 0 if "is a fork of it" in str(exc) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_embedded_portal_used_in_a_forked_child_refuses(portal: Portal) -> None:
+    assert SyncClient(portal).run(uid(), "ping").result(timeout=10) == "pong"
+    assert _in_child(portal) == 0
+    # The parent keeps serving.
+    assert SyncClient(portal).run(uid(), "ping").result(timeout=10) == "pong"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_portal_first_used_after_the_fork_is_the_childs_own() -> None:
+    """A master that imported the app but never used it (gunicorn -w 1) forks a fine worker."""
+    portal = Portal(Runtime(Settings.load(environ={}), build()))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            result: Any = SyncClient(portal).run("c-" + uuid.uuid4().hex, "ping").result(5)
+            code = 0 if result == "pong" else 1
+        finally:
+            portal.close()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
