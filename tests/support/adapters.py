@@ -6,11 +6,15 @@ The conformance suite is written once against these clients (an
 
 from __future__ import annotations
 
+import atexit
+import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import httpx
+
+from tests.support import procs
 
 
 @contextmanager
@@ -23,8 +27,107 @@ def fastapi_client(**settings: Any) -> Iterator[httpx.Client]:
         yield client
 
 
-Adapter = Callable[..., AbstractContextManager[httpx.Client]]
+class _FlaskResponse:
+    """A Flask test response with the httpx response attributes the suite reads."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status_code: int = response.status_code
+        self.headers = response.headers
+
+    def read(self) -> bytes:
+        data: bytes = self._response.get_data()
+        return data
+
+    @property
+    def content(self) -> bytes:
+        return self.read()
+
+    @property
+    def text(self) -> str:
+        return self.read().decode()
+
+    def json(self) -> Any:
+        return json.loads(self.read())
+
+
+class FlaskTestClient:
+    """Flask's own test client, called the way the suite calls an ``httpx.Client``."""
+
+    def __init__(self, app: Any) -> None:
+        self._client = app.test_client()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        buffered: bool = True,
+    ) -> _FlaskResponse:
+        response = self._client.open(
+            url,
+            method=method,
+            query_string=params,
+            data=content,
+            headers=headers,
+            buffered=buffered,
+        )
+        return _FlaskResponse(response)
+
+    def get(self, url: str, **kwargs: Any) -> _FlaskResponse:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> _FlaskResponse:
+        return self.request("POST", url, **kwargs)
+
+    @contextmanager
+    def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[_FlaskResponse]:
+        response = self.request(method, url, buffered=False, **kwargs)
+        try:
+            yield response
+        finally:
+            response._response.close()
+
+
+@contextmanager
+def flask_client(**settings: Any) -> Iterator[FlaskTestClient]:
+    from tests.support.flask_app import create_app, resonate
+
+    app = create_app(**settings)
+    try:
+        yield FlaskTestClient(app)
+    finally:
+        resonate.shutdown(app)
+
+
+_SHARED = ExitStack()
+atexit.register(_SHARED.close)
+_GUNICORN: dict[str, str] = {}
+
+
+@contextmanager
+def flask_gunicorn_client(**settings: Any) -> Iterator[httpx.Client]:
+    """The test app under a real gunicorn (one worker, threads): shared unless configured."""
+    env = {f"RESONATE_{name.upper()}": str(value) for name, value in settings.items()}
+    app = "tests.support.flask_app:app"
+    with ExitStack() as own:
+        if settings:
+            base = own.enter_context(procs.gunicorn(app, env=env))
+        elif "default" in _GUNICORN:
+            base = _GUNICORN["default"]
+        else:
+            base = _GUNICORN["default"] = _SHARED.enter_context(procs.gunicorn(app))
+        with httpx.Client(base_url=base, timeout=60) as client:
+            yield client
+
+
+Adapter = Callable[..., AbstractContextManager[Any]]
 
 ADAPTERS: dict[str, Adapter] = {
     "fastapi": fastapi_client,
+    "flask": flask_client,
+    "flask-gunicorn": flask_gunicorn_client,
 }

@@ -51,6 +51,20 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     return proc.returncode
 
 
+def wait_answer(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers at all (any status: a refusing app answers 503)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before serving {url}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
 @contextmanager
 def process(
     argv: Sequence[str],
@@ -83,4 +97,37 @@ def uvicorn(
     base = f"http://127.0.0.1:{port}"
     argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
     with process(argv, env=env, cwd=cwd, ready_url=f"{base}/resonate/health", log=log):
+        yield base
+
+
+@contextmanager
+def gunicorn(
+    app: str,
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    log: Path | None = None,
+    ready_path: str = "/resonate/functions",
+) -> Iterator[str]:
+    """``app`` under gunicorn's threaded workers; yields the base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [
+        str(BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "5",
+        *args,
+        app,
+    ]
+    with process(argv, env=env, cwd=cwd, log=log) as proc:
+        wait_answer(base + ready_path, proc)
         yield base

@@ -1,0 +1,213 @@
+"""Flask adapter: the ``Resonate`` extension.
+
+::
+
+    resonate = Resonate(functions)        # or Resonate(app, functions)
+
+    def create_app() -> Flask:
+        app = Flask(__name__)
+        app.config.from_prefixed_env()    # FLASK_RESONATE_URL -> RESONATE_URL, ...
+        resonate.init_app(app)
+        return app
+
+``init_app`` registers the contract's routes as a blueprint under the mount
+prefix, a ``flask resonate`` CLI group, and keeps everything it builds for that
+app in ``app.extensions["resonate"]``: one extension object serves any number of
+apps, each with its own configuration. Settings come from the app's
+``RESONATE_*`` config keys, then the extension's keyword arguments, then the
+environment, through the core's one parser.
+
+The Resonate client lives on the runtime's background loop (one per process,
+started on first use, so each gunicorn worker gets its own): views use
+:attr:`Resonate.client` (sync) or :attr:`Resonate.async_client` (``async def``
+views). Inline durable functions run inside an app context.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import click
+    from flask import Blueprint, Flask, current_app, has_request_context, request
+    from flask import Response as FlaskResponse
+    from flask.cli import AppGroup
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
+
+from resonate_web.exposure import Functions
+from resonate_web.facade import AsyncClient, SyncClient
+from resonate_web.gateway import (
+    ROUTES,
+    Gateway,
+    Request,
+    Route,
+    handle_sync,
+    mount_prefix,
+    read_capped_sync,
+)
+from resonate_web.runtime import Portal, Runtime, within
+from resonate_web.settings import ConfigurationError, Settings
+from resonate_web.worker import run_worker
+
+__all__ = ["EXTENSION_KEY", "Resonate", "ResonateState"]
+
+EXTENSION_KEY = "resonate"
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ResonateState:
+    """What :meth:`Resonate.init_app` builds for one app (``app.extensions["resonate"]``)."""
+
+    settings: Settings
+    runtime: Runtime
+    gateway: Gateway
+    portal: Portal
+    client: SyncClient
+    async_client: AsyncClient
+
+
+class Resonate:
+    """The Flask extension. Holds the functions and default settings, never an app.
+
+    ``functions`` is the :class:`~resonate_web.Functions` to serve (a fresh one
+    by default, filled with :meth:`expose`). Keyword arguments are settings
+    (``url=``, ``prefix=``, ...) that an app's ``RESONATE_*`` config overrides.
+    """
+
+    def __init__(
+        self, app: Flask | None = None, functions: Functions | None = None, **settings: Any
+    ) -> None:
+        self.functions = Functions() if functions is None else functions
+        self._defaults = {k: v for k, v in settings.items() if v is not None}
+        Settings.load(self._defaults, environ={})  # reject unknown names now
+        if app is not None:
+            self.init_app(app)
+
+    def expose(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """:meth:`Functions.expose <resonate_web.Functions.expose>`, as a decorator."""
+        return self.functions.expose(fn, **options)
+
+    def expose_remote(self, name: str, **options: Any) -> None:
+        self.functions.expose_remote(name, **options)
+
+    def init_app(self, app: Flask) -> None:
+        """Configure ``app``: settings, runtime, routes and CLI. Once per app."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"resonate-web is already initialized on app {app.name!r}: "
+                "call init_app once per app"
+            )
+        config = {k: v for k, v in app.config.items() if k.startswith("RESONATE_")}
+        settings = Settings.load({**self._defaults, **config})
+        runtime = Runtime(settings, self.functions, wrap=within(app.app_context))
+        portal = Portal(runtime)
+        app.extensions[EXTENSION_KEY] = ResonateState(
+            settings, runtime, Gateway(runtime), portal, SyncClient(portal), AsyncClient(portal)
+        )
+        app.register_blueprint(_blueprint(), url_prefix=settings.prefix or None)
+        app.cli.add_command(cli)
+        atexit.register(portal.close)
+
+    def state(self, app: Flask | None = None) -> ResonateState:
+        """The state of ``app`` (default: the current app)."""
+        return _state(app or current_app)
+
+    @property
+    def client(self) -> SyncClient:
+        """The current app's Resonate client, for sync views and code."""
+        state = _state(current_app)
+        if has_request_context():
+            state.portal.check_server(multiprocess=_multiprocess())
+        return state.client
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The current app's Resonate client, for ``async def`` views."""
+        state = _state(current_app)
+        if has_request_context():
+            state.portal.check_server(multiprocess=_multiprocess())
+        return state.async_client
+
+    def shutdown(self, app: Flask | None = None) -> None:
+        """Stop ``app``'s runtime now (otherwise it stops at interpreter exit)."""
+        portal = _state(app or current_app).portal
+        portal.close()
+        atexit.unregister(portal.close)
+
+
+def _state(app: Flask) -> ResonateState:
+    state: ResonateState | None = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise RuntimeError(
+            f"resonate-web is not initialized on app {app.name!r}: "
+            "call resonate.init_app(app) in the app factory"
+        )
+    return state
+
+
+def _multiprocess() -> bool:
+    return bool(request.environ.get("wsgi.multiprocess", False))
+
+
+def _blueprint() -> Blueprint:
+    blueprint = Blueprint("resonate", __name__)
+    for route in ROUTES:
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", route.path)
+        blueprint.add_url_rule(rule, route.name, _view(route), methods=[route.method])
+    return blueprint
+
+
+def _view(route: Route) -> Callable[..., FlaskResponse]:
+    def view(**path_params: str) -> FlaskResponse:
+        state = _state(current_app)
+        body = b""
+        if route.method == "POST":
+            chunks = iter(lambda: request.stream.read(_CHUNK), b"")
+            body = read_capped_sync(chunks, state.settings.body_limit)
+        path = request.script_root + request.path
+        neutral = Request(
+            method=request.method,
+            path_params=path_params,
+            query=request.args.to_dict(),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            prefix=mount_prefix(path, route, path_params),
+            principal=request.environ.get("REMOTE_USER"),
+        )
+        response = handle_sync(
+            state.portal, state.gateway, route.name, neutral, path, multiprocess=_multiprocess()
+        )
+        content = (
+            response.content() if response.stream is None else state.portal.iterate(response.stream)
+        )
+        return FlaskResponse(
+            content, status=response.status, headers=response.headers, mimetype=response.media_type
+        )
+
+    view.__name__ = f"resonate_{route.name}"
+    return view
+
+
+cli = AppGroup("resonate", help="Resonate durable functions.")
+
+
+@cli.command("worker")
+@click.option("--group", help="The worker group to serve (default: RESONATE_TARGET).")
+def worker_command(group: str | None) -> None:
+    """Run a worker with the app's exposed functions (needs a shared backend)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = _state(app)
+    try:
+        code = run_worker(
+            state.runtime.functions, state.settings, group=group, wrap=within(app.app_context)
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
