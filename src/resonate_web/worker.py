@@ -1,18 +1,39 @@
-"""Run a worker process: register the exposed functions, serve, drain on SIGTERM."""
+"""Run a worker process: register the exposed functions, serve, drain on SIGTERM.
+
+Every worker command (``resonate-web worker``, ``flask resonate worker``, the
+Django ``resonate_worker`` management command) ends in :func:`run_worker`.
+
+Draining: on the first SIGTERM or SIGINT the worker stops listening (no new
+task reaches it; what was already routed to it moves to another member of the
+group), lets the tasks it is running finish or reach a checkpoint (a durable
+function suspends at ``ctx.sleep``, ``ctx.promise`` or a remote call) for up to
+``shutdown_timeout`` seconds, then releases the leases of whatever still runs so
+another worker takes it over at once, and exits 0. A second signal skips the
+wait.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import logging
+import os
 import signal
+import sys
+import time
 from collections.abc import Callable
+from typing import Any
 
-from resonate_web.exposure import Functions
+from resonate.error import ConnectorError, ServerError
+from resonate.resonate import Resonate
+
+from resonate_web.exposure import Functions, registrations
 from resonate_web.runtime import Runtime, Wrapper
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web.worker")
+
+_PROBE_ID = "resonate-web-worker-probe"
 
 
 def load_functions(spec: str) -> Functions:
@@ -33,6 +54,105 @@ def load_functions(spec: str) -> Functions:
     return candidates[0]
 
 
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Log to stderr, unless the application configured logging already.
+
+    The SDK's own per-request records show only at ``DEBUG``.
+    """
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("resonate").setLevel(logging.WARNING)
+
+
+async def _wait_for_backend(client: Resonate, settings: Settings) -> None:
+    """Return once the backend answers a request (the SDK retries while it is down)."""
+    probe = asyncio.ensure_future(client.promises.sender.promise_get(_PROBE_ID))
+    done, _ = await asyncio.wait({probe}, timeout=settings.backend_timeout)
+    if not done:
+        logger.warning("waiting for the Resonate backend at %s ...", _display(settings))
+    try:
+        await probe
+    except ServerError as exc:
+        if exc.code != 404:
+            raise
+    except ConnectorError as exc:
+        hint = ""
+        if settings.backend == "postgres":
+            hint = " (is resonate-pg's schema, resonate.sql, applied to this database?)"
+        raise ConfigurationError(
+            f"the backend at {_display(settings)} does not answer the Resonate protocol: "
+            f"{exc}{hint}"
+        ) from None
+
+
+def _display(settings: Settings) -> str:
+    """The backend for a log line, without credentials."""
+    url = settings.url or "embedded"
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+async def drain(client: Resonate, grace: float, hurry: asyncio.Event | None = None) -> None:
+    """Stop taking tasks, let running ones finish for ``grace`` s, release the rest.
+
+    Uses the SDK client's runtime state (resonate-sdk 0.8); the client itself is
+    stopped afterwards by the caller.
+    """
+    runtime: Any = getattr(client, "_runtime", None)
+    if runtime is None:  # pragma: no cover - another SDK shape: its own stop() drains
+        return
+    runtime.stopping = True  # the SDK drops execute messages from now on
+    network = getattr(client, "_network", None)
+    for conn in list(getattr(client, "_connections", [])):
+        if conn is not network:  # stop listening, keep talking
+            try:
+                await conn.stop()
+            except Exception as exc:  # pragma: no cover - best effort
+                logger.warning("stopping a connection failed: %s", exc)
+
+    deadline = time.monotonic() + grace
+    pending: set[asyncio.Task[Any]] = set()
+    hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
+    try:
+        while True:
+            pending = {t for t in runtime.bg_tasks if not t.done()}
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0 or hurried.done():
+                break
+            logger.info("waiting for %d running task(s) to finish", len(pending))
+            await asyncio.wait(
+                {*pending, hurried}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+    finally:
+        hurried.cancel()
+
+    heartbeat: Any = getattr(client, "_heartbeat", None)
+    held: dict[str, int] = dict(getattr(heartbeat, "active_tasks", {}) or {})
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)
+    sender: Any = getattr(client, "_sender", None)
+    for task_id, version in held.items():
+        try:
+            await asyncio.wait_for(sender.task_release(task_id, version), 2.0)
+            logger.info("released task %s (version %d) to another worker", task_id, version)
+        except Exception as exc:
+            logger.warning(
+                "could not release task %s (%s); it moves on when its lease expires",
+                task_id,
+                exc,
+            )
+
+
 async def serve(
     functions: Functions,
     settings: Settings,
@@ -40,25 +160,43 @@ async def serve(
     group: str | None = None,
     wrap: Wrapper | None = None,
     stop: asyncio.Event | None = None,
+    hurry: asyncio.Event | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve ``functions`` in ``group`` (default: the settings' target) until ``stop`` is set."""
+    """Serve ``functions`` in ``group`` (default: the settings' target) until ``stop`` is set.
+
+    Then drain (see the module documentation); ``hurry`` cuts the wait short.
+    """
     if settings.backend == "embedded":
         raise ConfigurationError(
             "a worker needs a shared backend: set RESONATE_URL to a Resonate server "
             "(resonate-web dev for development) or a postgresql:// DSN"
         )
+    group = group or settings.target
+    names = sorted(exp.name for exp in registrations(functions))
+    if not names:
+        raise ConfigurationError("no exposed function has code here: nothing to serve")
     stop = stop or asyncio.Event()
-    runtime = Runtime(settings, functions, wrap=wrap, group=group or settings.target)
-    await runtime.start()
-    if on_ready:
-        on_ready()
-    logger.info("worker serving group %r", group or settings.target)
+    runtime = Runtime(settings, functions, wrap=wrap, group=group)
+    client = await runtime.start()
     try:
+        await _wait_for_backend(client, settings)
+        logger.info(
+            "worker ready: group=%s pid=%s backend=%s lease_ttl=%gs functions=%s",
+            group,
+            getattr(client, "_pid", "?"),
+            _display(settings),
+            settings.lease_ttl,
+            ", ".join(names),
+        )
+        if on_ready:
+            on_ready()
         await stop.wait()
+        logger.info("worker draining (at most %gs)", settings.shutdown_timeout)
+        await drain(client, settings.shutdown_timeout, hurry)
     finally:
-        logger.info("worker draining")
         await runtime.stop()
+        logger.info("worker stopped")
 
 
 def run_worker(
@@ -68,14 +206,28 @@ def run_worker(
     group: str | None = None,
     wrap: Wrapper | None = None,
 ) -> int:
-    """Blocking entry point used by every worker command; returns the exit code."""
+    """Blocking entry point used by every worker command; returns the exit code.
+
+    Serves until SIGTERM or SIGINT, then drains and returns 0.
+    """
+    configure_logging(os.environ.get("RESONATE_LOG_LEVEL", "INFO").upper())
 
     async def main() -> None:
         stop = asyncio.Event()
+        hurry = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                logger.info("second signal (%s): releasing running tasks now", sig.name)
+                hurry.set()
+            else:
+                logger.info("%s received", sig.name)
+                stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(functions, settings, group=group, wrap=wrap, stop=stop)
+            loop.add_signal_handler(sig, on_signal, sig)
+        await serve(functions, settings, group=group, wrap=wrap, stop=stop, hurry=hurry)
 
     asyncio.run(main())
     return 0

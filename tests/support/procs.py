@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,6 +99,117 @@ def uvicorn(
     argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
     with process(argv, env=env, cwd=cwd, ready_url=f"{base}/resonate/health", log=log):
         yield base
+
+
+# ── gateway/worker deployments: dev server, workers, gateways ───────────────
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+@contextmanager
+def dev_server(*, log: Path | None = None) -> Iterator[str]:
+    """``resonate-web dev`` on a free port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = python_module("resonate_web.cli", "dev", "--port", str(port))
+    with process(argv, ready_url=f"{url}/health", log=log):
+        yield url
+
+
+def streams(server_url: str) -> dict[str, int]:
+    """Connected event streams per group, as the dev server reports them."""
+    found: dict[str, int] = httpx.get(f"{server_url}/health", timeout=5).json()["streams"]
+    return found
+
+
+def wait_streams(server_url: str, group: str, count: int, timeout: float = 30.0) -> None:
+    """Wait until ``group`` has exactly ``count`` connected streams on the dev server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if streams(server_url).get(group, 0) == count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{group}: {streams(server_url)} after {timeout}s, wanted {count}")
+
+
+def start_worker(
+    module: str,
+    server_url: str,
+    *,
+    group: str = "workers",
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``resonate-web worker`` (end it with :func:`stop`); returns once it listens."""
+    before = streams(server_url).get(group, 0)
+    argv = python_module("resonate_web.cli", "worker", module, "--group", group)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
+    full_env.update({"PYTHONPATH": str(ROOT), "RESONATE_URL": server_url, **(env or {})})
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(argv, env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    if log:
+        out.close()  # type: ignore[union-attr]
+    try:
+        deadline = time.monotonic() + 30
+        while streams(server_url).get(group, 0) <= before:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("worker did not connect within 30s")
+            time.sleep(0.05)
+    except BaseException:
+        stop(proc, signal.SIGKILL)
+        raise
+    return proc
+
+
+@contextmanager
+def gateway(
+    app: str, server_url: str, *, env: Mapping[str, str] | None = None, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A uvicorn gateway against ``server_url``; yields its base URL and process."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
+    full_env = {"RESONATE_URL": server_url, **(env or {})}
+    with process(argv, env=full_env, ready_url=f"{base}/resonate/health", log=log) as proc:
+        yield base, proc
+
+
+def executions(execlog: Path) -> list[tuple[int, str, str]]:
+    """``(pid, event, id)`` per line a recording test function appended to ``execlog``."""
+    if not execlog.exists():
+        return []
+    rows = []
+    for line in execlog.read_text().splitlines():
+        pid, event, id = line.split(" ", 2)
+        rows.append((int(pid), event, id))
+    return rows
+
+
+def wait_execution(execlog: Path, event: str, id: str, timeout: float = 30) -> int:
+    """The pid of the first process that recorded ``event`` for ``id``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid, found_event, found_id in executions(execlog):
+            if (found_event, found_id) == (event, id):
+                return pid
+        time.sleep(0.02)
+    raise TimeoutError(f"no {event} of {id} within {timeout}s")
+
+
+def settle(base: str, id: str, timeout: float = 60, prefix: str = "/resonate") -> dict[str, Any]:
+    """Long-poll invocation ``id`` on a gateway until it settles; its status document."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = httpx.get(f"{base}{prefix}/invocations/{id}", params={"wait": "10"}, timeout=20)
+        resp.raise_for_status()
+        doc: dict[str, Any] = resp.json()
+        if doc["status"] != "pending":
+            return doc
+    raise TimeoutError(f"{id} still pending after {timeout}s")
 
 
 @contextmanager

@@ -1,0 +1,208 @@
+"""The dev server, in process: the protocol as resonate-sdk's connections use it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from resonate.connections.sse import SseFramer
+from resonate.context import Context
+from resonate.resonate import Resonate
+from resonate_base import PROTOCOL_VERSION
+
+from resonate_web import devserver
+from resonate_web.devserver import Address, DevServer
+from tests.support import procs
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, DevServer]]:
+    port = procs.free_port()
+    url = f"http://127.0.0.1:{port}"
+    dev = DevServer()
+    stop = asyncio.Event()
+    task = asyncio.create_task(devserver.serve("127.0.0.1", port, stop=stop, server=dev))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/health") as resp:
+                    if resp.status == 200:
+                        break
+            await asyncio.sleep(0.02)
+    yield url, dev
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def call(url: str, kind: str, data: Any) -> dict[str, Any]:
+    envelope = {"kind": kind, "head": {"corrId": "c-1", "version": PROTOCOL_VERSION}, "data": data}
+    async with aiohttp.ClientSession() as session, session.post(f"{url}/", json=envelope) as resp:
+        assert resp.status == 200
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+async def create(url: str, id: str, target: str | None = None) -> dict[str, Any]:
+    tags = {"resonate:target": target} if target else {}
+    data = {"id": id, "param": {}, "tags": tags, "timeoutAt": 2**62}
+    return await call(url, "promise.create", data)
+
+
+class Listener:
+    """A raw ``GET /poll/{group}/{pid}``, parsed with the SDK's own SSE framer."""
+
+    def __init__(self, url: str, group: str, pid: str) -> None:
+        self.url = f"{url}/poll/{group}/{pid}"
+        self.framer = SseFramer()
+        self.buffered: list[str] = []
+        self.session = aiohttp.ClientSession()
+        self.resp: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> Listener:
+        self.resp = await self.session.get(self.url)
+        assert self.resp.status == 200
+        assert self.resp.headers["Content-Type"] == "text/event-stream"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.resp is not None:
+            self.resp.close()
+        await self.session.close()
+
+    async def next(self, within: float = 5) -> dict[str, Any]:
+        assert self.resp is not None
+        async with asyncio.timeout(within):
+            while not self.buffered:
+                self.buffered.extend(self.framer.feed(await self.resp.content.readany()))
+        message: dict[str, Any] = json.loads(self.buffered.pop(0))
+        return message
+
+    async def silent(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await self.next(seconds)
+            return False
+        return True
+
+
+async def wait_streams(dev: DevServer, group: str, count: int) -> None:
+    async with asyncio.timeout(5):
+        while dev.connected().get(group, 0) != count:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def test_addresses() -> None:
+    assert Address.parse("poll://any@workers") == Address("workers", None)
+    assert Address.parse("poll://uni@gateway/abc") == Address("gateway", "abc")
+    for bad in ("http://x", "poll://workers", "poll://uni@g", "poll://any@", "poll://uni@g/a/b"):
+        assert Address.parse(bad) is None
+
+
+async def test_health_and_protocol_errors(server: tuple[str, DevServer]) -> None:
+    url, _ = server
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/health") as resp:
+            assert (await resp.json())["status"] == "ok"
+        async with session.post(f"{url}/", data=b"{nope") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["head"]["status"] == 400
+        async with session.get(f"{url}/poll/a@b/p") as resp:
+            assert resp.status == 400
+    unknown = await call(url, "promise.frobnicate", {"id": "x"})
+    assert unknown["kind"] == "promise.frobnicate" and unknown["head"]["status"] == 400
+    missing = await call(url, "promise.get", {"id": "nobody"})
+    assert (missing["head"]["status"], missing["head"]["corrId"]) == (404, "c-1")
+
+
+async def test_anycast_waits_for_a_member_and_moves_when_its_stream_drops(
+    server: tuple[str, DevServer],
+) -> None:
+    url, dev = server
+    created = await create(url, "job-1", "poll://any@g")
+    assert created["head"]["status"] == 201
+    port = int(url.rsplit(":", 1)[1])
+    # A member that connects, receives the execute, and vanishes without a word.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /poll/g/p1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    async with asyncio.timeout(5):
+        while b"job-1" not in received:
+            received += await reader.read(4096)
+    assert b'data: {"kind":"execute","data":{"task":{"id":"job-1","version":0}}}' in received
+    writer.transport.abort()
+    await wait_streams(dev, "g", 0)
+    # Nobody acquired the task: the next member gets it now, not after the 30 s retry.
+    async with Listener(url, "g", "p2") as p2:
+        message = await p2.next(within=2)
+        assert message == {"kind": "execute", "data": {"task": {"id": "job-1", "version": 0}}}
+        acquired = await call(
+            url, "task.acquire", {"id": "job-1", "version": 0, "pid": "p2", "ttl": 60_000}
+        )
+        assert acquired["head"]["status"] == 200
+    await wait_streams(dev, "g", 0)
+    # Claimed: a later member is not handed it again.
+    async with Listener(url, "g", "p3") as p3:
+        assert await p3.silent(0.5)
+
+
+async def test_anycast_round_robin(server: tuple[str, DevServer]) -> None:
+    url, dev = server
+    async with Listener(url, "rr", "a") as a, Listener(url, "rr", "b") as b:
+        await wait_streams(dev, "rr", 2)
+        for n in range(4):
+            await create(url, f"rr-{n}", "poll://any@rr")
+        got_a = {(await a.next())["data"]["task"]["id"] for _ in range(2)}
+        got_b = {(await b.next())["data"]["task"]["id"] for _ in range(2)}
+        assert got_a | got_b == {f"rr-{n}" for n in range(4)}
+        assert await a.silent(0.2) and await b.silent(0.2)
+
+
+async def test_unblock_goes_to_the_listener_s_own_stream(server: tuple[str, DevServer]) -> None:
+    url, dev = server
+    await create(url, "awaited")
+    registered = await call(
+        url, "promise.register_listener", {"awaited": "awaited", "address": "poll://uni@gw/me"}
+    )
+    assert registered["head"]["status"] == 200
+    async with Listener(url, "gw", "other") as other, Listener(url, "gw", "me") as me:
+        await wait_streams(dev, "gw", 2)
+        settled = await call(
+            url, "promise.settle", {"id": "awaited", "state": "resolved", "value": {}}
+        )
+        assert settled["head"]["status"] == 200
+        message = await me.next()
+        assert message["kind"] == "unblock"
+        assert message["data"]["promise"]["id"] == "awaited"
+        assert message["data"]["promise"]["state"] == "resolved"
+        assert await other.silent(0.3)
+
+
+async def test_the_sdk_s_own_connections_run_a_workflow(server: tuple[str, DevServer]) -> None:
+    url, dev = server
+
+    async def double(ctx: Context, n: int) -> int:
+        await ctx.sleep(timedelta(milliseconds=200))  # a durable timer, on the server clock
+        return 2 * n
+
+    worker = Resonate(url=url, group="workers", ttl=timedelta(seconds=5), autostart=False)
+    worker.register(double, name="double")
+    caller = Resonate(url=url, group="callers", autostart=False)
+    worker.start()
+    caller.start()
+    try:
+        await wait_streams(dev, "workers", 1)
+        await wait_streams(dev, "callers", 1)
+        handle = caller.options(target="workers").rpc("sdk-1", "double", 21)
+        # Settled by the unblock pushed to the caller's stream (the SDK's own
+        # fallback re-check is a minute away).
+        assert await asyncio.wait_for(handle.result(), 10) == 42
+    finally:
+        await caller.stop()
+        await worker.stop()

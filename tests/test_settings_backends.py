@@ -1,0 +1,157 @@
+"""The backends a URL selects: the wiring each builds, and the errors for bad setups."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from resonate.connections import HttpConnection, SSEConnection
+
+from resonate_web import Functions
+from resonate_web.gateway import Gateway, Request
+from resonate_web.runtime import Runtime, build_client
+from resonate_web.settings import ConfigurationError, Settings
+from tests.support import procs
+
+DSN = "postgresql://app:secret@db.internal:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("url", "backend"),
+    [
+        (None, "embedded"),
+        ("http://127.0.0.1:8001", "http"),
+        ("https://resonate.example.com/", "http"),
+        (DSN, "postgres"),
+        ("postgres://app@localhost/app", "postgres"),
+    ],
+)
+def test_the_url_selects_the_backend(url: str | None, backend: str) -> None:
+    assert Settings.load(url=url, environ={}).backend == backend
+    env = {"RESONATE_URL": url} if url else {}
+    assert Settings.load(environ=env).backend == backend
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "127.0.0.1:8001", "redis://localhost"])
+def test_other_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="postgresql:// DSN"):
+        Settings.load(url=url, environ={})
+
+
+def test_a_dsn_is_kept_verbatim() -> None:
+    assert Settings.load(url=DSN + "?sslmode=require", environ={}).url == DSN + "?sslmode=require"
+
+
+def test_http_url_builds_the_sdk_http_and_sse_connections() -> None:
+    settings = Settings.load(url="http://127.0.0.1:8001/", lease_ttl=7, environ={})
+    client = build_client(settings, group="workers", pid="w1")
+    assert isinstance(client._network, HttpConnection)
+    (source,) = client._connections[:-1]
+    assert isinstance(source, SSEConnection)
+    assert source.unicast() == "poll://uni@workers/w1"
+    assert client._resolve_target("workers") == "poll://any@workers"
+    assert client._ttl == timedelta(seconds=7)
+    gateway = build_client(settings, pid="g1")
+    assert gateway._connections[0].unicast() == "poll://uni@gateway/g1"
+
+
+def test_postgres_dsn_builds_one_resonate_pg_connection_in_the_client_s_group() -> None:
+    from resonate_pg import PostgresConnection
+
+    settings = Settings.load(url=DSN, environ={})
+    worker = build_client(settings, group="workers", pid="w1")
+    connection = worker._network
+    assert isinstance(connection, PostgresConnection)
+    # Network and source at once, in the same group as the client.
+    assert worker._connections == [connection]
+    assert worker._group == "workers"
+    assert connection.unicast() == "poll://uni@workers/w1"
+    assert connection.resolve_target("workers") == "poll://any@workers"
+    # The gateway drains its own group, never the workers'.
+    gateway = build_client(settings, pid="g1")
+    assert gateway._network.unicast() == "poll://uni@gateway/g1"
+    assert gateway._resolve_target(settings.target) == "poll://any@workers"
+
+
+def test_postgres_without_the_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "resonate_pg", None)
+    settings = Settings.load(url=DSN, environ={})
+    with pytest.raises(ConfigurationError, match=r"pip install 'resonate-web\[pg\]'"):
+        build_client(settings)
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="module")
+def empty_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL without resonate-pg's schema; yields its DSN."""
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None or os.getuid():
+        pytest.skip("needs PostgreSQL's server binaries and root (to run them as postgres)")
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user")
+    root = Path(tempfile.mkdtemp(prefix="resonate-web-pg-"))  # pytest's tmp is root-only
+    shutil.chown(root, "postgres")
+    data, port = root / "data", procs.free_port()
+
+    def as_postgres(*argv: str) -> None:
+        cmd = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "app", "--no-sync")
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    as_postgres(
+        str(PG_BIN / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+    )
+    try:
+        yield f"postgresql://app@127.0.0.1:{port}/postgres"
+    finally:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_worker_on_a_database_without_the_schema_exits_with_a_clear_error(
+    empty_postgres: str,
+) -> None:
+    argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
+    env = {"PYTHONPATH": str(procs.ROOT), "PATH": "/usr/bin:/bin", "RESONATE_URL": empty_postgres}
+    out = subprocess.run(argv, env=env, cwd=procs.ROOT, capture_output=True, timeout=60, text=True)
+    assert out.returncode == 2, out.stderr
+    assert 'schema "resonate" does not exist' in out.stderr
+    assert "resonate.sql" in out.stderr
+    assert "postgresql://***@127.0.0.1" in out.stderr  # credentials are not logged
+
+
+async def test_the_gateway_reports_a_database_without_the_schema_as_unavailable(
+    empty_postgres: str,
+) -> None:
+    settings = Settings.load(url=empty_postgres, environ={})
+    runtime = Runtime(settings, Functions())
+    await runtime.start()
+    try:
+        gateway = Gateway(runtime)
+        response = await gateway.handle("health", Request(method="GET"), "/resonate/health")
+    finally:
+        await runtime.stop()
+    assert response.status == 503
+    assert response.body["type"] == "urn:resonate-web:problem:backend-unavailable"
