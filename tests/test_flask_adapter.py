@@ -117,21 +117,22 @@ def test_several_apps_each_with_their_own_configuration(resonate: Resonate) -> N
     assert one.extensions[EXTENSION_KEY].portal is not two.extensions[EXTENSION_KEY].portal
 
 
-def test_settings_precedence_config_then_extension_then_environment(
+def test_settings_precedence_extension_then_config_then_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RESONATE_WAIT_CAP", "3")
     monkeypatch.setenv("RESONATE_KEEPALIVE", "7")
     monkeypatch.setenv("FLASK_RESONATE_BODY_LIMIT", "1000")
-    extension = Resonate(functions=build(), wait_cap=4, max_waiters=9)
+    extension = Resonate(functions=build(), max_waiters=9)
     app = Flask("precedence")
     app.config.from_prefixed_env()
     app.config["RESONATE_MAX_WAITERS"] = 10
+    app.config["RESONATE_WAIT_CAP"] = 4
     extension.init_app(app)
     settings = app.extensions[EXTENSION_KEY].settings
+    assert settings.max_waiters == 9  # the extension's keyword over the app config
     assert settings.body_limit == 1000  # FLASK_RESONATE_BODY_LIMIT via from_prefixed_env
-    assert settings.max_waiters == 10  # app config over the extension's keyword
-    assert settings.wait_cap == 4  # the extension's keyword over the environment
+    assert settings.wait_cap == 4  # the app config over the environment
     assert settings.keepalive == 7  # the environment when nothing else says
     extension.shutdown(app)
 
@@ -143,6 +144,8 @@ def test_bad_configuration_is_reported_by_the_core_parser(resonate: Resonate) ->
         make_app(resonate, RESONATE_WAIT_CAP="soon")
     with pytest.raises(ConfigurationError, match="unknown resonate-web setting"):
         Resonate(functions=build(), wait=3)
+    with pytest.raises(ConfigurationError, match="setting PREFIX"):
+        Resonate(functions=build(), prefix="jobs")
 
 
 def test_sync_client_in_ordinary_views(resonate: Resonate) -> None:

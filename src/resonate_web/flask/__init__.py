@@ -13,8 +13,8 @@
 ``init_app`` registers the contract's routes as a blueprint under the mount
 prefix, a ``flask resonate`` CLI group, and keeps everything it builds for that
 app in ``app.extensions["resonate"]``: one extension object serves any number of
-apps, each with its own configuration. Settings come from the app's
-``RESONATE_*`` config keys, then the extension's keyword arguments, then the
+apps, each with its own configuration. Settings come from the extension's
+keyword arguments, then the app's ``RESONATE_*`` config keys, then the
 environment, through the core's one parser.
 
 The Resonate client lives on the runtime's background loop (one per process,
@@ -74,19 +74,20 @@ class ResonateState:
 
 
 class Resonate:
-    """The Flask extension. Holds the functions and default settings, never an app.
+    """The Flask extension. Holds the functions and settings overrides, never an app.
 
     ``functions`` is the :class:`~resonate_web.Functions` to serve (a fresh one
     by default, filled with :meth:`expose`). Keyword arguments are settings
-    (``url=``, ``prefix=``, ...) that an app's ``RESONATE_*`` config overrides.
+    (``url=``, ``prefix=``, ...) for every app; each app's ``RESONATE_*`` config
+    supplies the rest.
     """
 
     def __init__(
         self, app: Flask | None = None, functions: Functions | None = None, **settings: Any
     ) -> None:
         self.functions = Functions() if functions is None else functions
-        self._defaults = {k: v for k, v in settings.items() if v is not None}
-        Settings.load(self._defaults, environ={})  # reject unknown names now
+        self._overrides = settings
+        Settings.load(environ={}, **settings)  # reject unknown names and bad values now
         if app is not None:
             self.init_app(app)
 
@@ -105,7 +106,7 @@ class Resonate:
                 "call init_app once per app"
             )
         config = {k: v for k, v in app.config.items() if k.startswith("RESONATE_")}
-        settings = Settings.load({**self._defaults, **config})
+        settings = Settings.load(config, **self._overrides)
         runtime = Runtime(settings, self.functions, wrap=within(app.app_context))
         portal = Portal(runtime)
         app.extensions[EXTENSION_KEY] = ResonateState(
