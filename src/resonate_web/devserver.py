@@ -20,7 +20,8 @@ connected. When a stream drops, what was queued for it, and every ``execute``
 it was sent that nobody has picked up, moves to another member at once, so a
 killed worker's work does not wait for the state machine's 30 s retry.
 
-State is in memory: restarting the dev server forgets everything. Use a Resonate
+State is in memory: restarting the dev server forgets everything. Schedules are
+stored but never fired (the state machine keeps them as stubs). Use a Resonate
 server (``resonate serve``) or PostgreSQL in production.
 """
 
@@ -167,14 +168,25 @@ class DevServer:
         except ServerError as exc:
             self.state.outgoing = []
             return 200, _envelope_error(kind, corr_id, exc.code, exc.message)
+        except Exception as exc:  # a request the state machine cannot digest
+            logger.exception("request %s failed", kind)
+            self.state.outgoing = []
+            return 200, _envelope_error(kind, corr_id, 500, f"{type(exc).__name__}: {exc}")
         outgoing, self.state.outgoing = self.state.outgoing, []
         self._route(outgoing)
         return 200, msgspec.json.encode(wrap_response_envelope(response))
 
     def tick(self) -> None:
         """Advance time: expire promises, release lapsed leases, retry tasks."""
+        now = self._clock()
+        for timeout in self.state.t_timeouts:
+            task = self.state.tasks.get(timeout.id)
+            if timeout.typ == 1 and now >= timeout.timeout and task and task.state == "acquired":
+                logger.info(
+                    "lease of task %s expired (held by %s): moving it on", task.id, task.pid
+                )
         self.state.outgoing = []
-        self.state.tick(self._clock())
+        self.state.tick(now)
         outgoing, self.state.outgoing = self.state.outgoing, []
         self._route(outgoing)
 
@@ -351,6 +363,7 @@ class DevServer:
                     ref = in_flight.task()
                     if ref is not None:
                         stream.delivered[ref[0]] = in_flight
+                        logger.info("task %s (v%d) -> %s/%s", ref[0], ref[1], group, pid)
                 in_flight = None
         except (ConnectionError, RuntimeError) as exc:
             logger.debug("stream %s/%s closed: %r", group, pid, exc)

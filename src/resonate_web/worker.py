@@ -182,9 +182,10 @@ async def serve(
     try:
         await _wait_for_backend(client, settings)
         logger.info(
-            "worker ready: group=%s pid=%s backend=%s lease_ttl=%gs functions=%s",
+            "worker ready: group=%s pid=%s os_pid=%d backend=%s lease_ttl=%gs functions=%s",
             group,
             getattr(client, "_pid", "?"),
+            os.getpid(),
             _display(settings),
             settings.lease_ttl,
             ", ".join(names),
