@@ -260,6 +260,11 @@ class Functions:
             )
         )
 
+    def include(self, other: Functions) -> None:
+        """Expose everything ``other`` exposes (a name exposed in both is an error)."""
+        for exposure in other:
+            self._add(exposure)
+
     def _add(self, exposure: Exposure) -> None:
         if not exposure.name:
             raise ValueError("an exposed function needs a name")

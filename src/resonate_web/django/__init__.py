@@ -1,0 +1,84 @@
+"""Django integration.
+
+::
+
+    INSTALLED_APPS = [..., "resonate_web.django"]
+    RESONATE = {"FUNCTIONS": ["shop.durable"]}          # plus URL, TARGET, ... as needed
+    urlpatterns = [..., path("resonate/", include("resonate_web.django.urls"))]
+
+Your own views start durable functions with :func:`client` (sync views),
+:func:`async_client` (``async def`` views) or :func:`dispatch`, which waits for
+the surrounding ``transaction.atomic()`` to commit. ``python manage.py
+resonate_worker`` runs the functions as a worker. See ``docs/django.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+try:
+    from django.db import transaction  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        "resonate_web.django needs Django: pip install 'resonate-web[django]'"
+    ) from exc
+
+from resonate_web.django.conf import State, state
+from resonate_web.facade import AsyncClient, SyncClient
+from resonate_web.parsing import new_id, validate_id
+
+__all__ = ["async_client", "client", "dispatch", "state"]
+
+
+def client() -> SyncClient:
+    """The Resonate client for sync code (views, commands, signal handlers)."""
+    return state().client
+
+
+def async_client() -> AsyncClient:
+    """The Resonate client for ``async def`` views."""
+    return state().async_client
+
+
+def dispatch(
+    name: str,
+    *args: Any,
+    id: str | None = None,
+    on_commit: bool = True,
+    using: str | None = None,
+    robust: bool = False,
+    **kwargs: Any,
+) -> str:
+    """Start exposed function ``name`` as the routes would; returns its id at once.
+
+    Inside ``transaction.atomic()`` (of database ``using``) the invocation
+    starts when the transaction commits, and never if it rolls back, so a worker
+    never reads rows that were not committed; ``on_commit=False`` starts it now.
+    Outside a transaction it starts now. The id (``id``, else a new unguessable
+    one) is known before the start, so a page can link to the invocation.
+    ``robust`` is :func:`transaction.on_commit`'s: log a failed start instead of
+    raising it from the commit.
+
+    Arguments are bound and validated at once (a
+    :class:`~resonate_web.Problem` ``invalid-arguments``); starting the same id
+    again with the same call is a replay, not a second execution.
+    """
+    st = state()
+    exposed = st.runtime.exposed.get(name)
+    if exposed is None:
+        raise LookupError(f"no function named {name!r} is exposed")
+    call_args, call_kwargs = exposed.bind(list(args), kwargs)
+    id = new_id() if id is None else validate_id(id)
+    launch = functools.partial(_launch, st, name, id, call_args, call_kwargs)
+    if on_commit and transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(launch, using=using, robust=robust)
+    else:
+        launch()
+    return id
+
+
+def _launch(st: State, name: str, id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    exposed = st.runtime.exposed[name]
+    start = st.client.run if exposed.mode == "inline" else st.client.rpc
+    start(id, name, *args, **kwargs).id(timeout=st.settings.backend_timeout)

@@ -1,0 +1,198 @@
+"""``settings.RESONATE``, read lazily, and the runtime it describes.
+
+One dict configures everything::
+
+    RESONATE = {
+        "FUNCTIONS": ["shop.durable"],   # modules ("module[:attr]") holding a Functions
+        "URL": "http://127.0.0.1:8001",  # any core setting: URL, TARGET, WAIT_CAP, ...
+    }
+
+The core settings go through :meth:`Settings.load` (the dict wins over
+``RESONATE_*`` environment variables); ``FUNCTIONS`` is the one Django-only key.
+Nothing is read at import or in ``AppConfig.ready()``: the first request (or
+:func:`resonate_web.django.client`) builds the runtime, and its background loop
+starts in the process that serves, after any fork. Changing the setting
+(``override_settings(RESONATE=...)``) stops the runtime and the next use builds a
+fresh one from the new value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import inspect
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
+from django.db import close_old_connections  # type: ignore[import-untyped]
+
+from resonate_web.exposure import DurableFn, Functions, _resolve
+from resonate_web.facade import AsyncClient, SyncClient
+from resonate_web.gateway import Gateway
+from resonate_web.runtime import Portal, Runtime
+from resonate_web.settings import ConfigurationError, Settings
+from resonate_web.worker import load_functions
+
+SETTING = "RESONATE"
+FUNCTIONS_KEY = "FUNCTIONS"
+
+
+def raw_config() -> dict[str, Any]:
+    """``settings.RESONATE`` as a dict (empty when unset)."""
+    value = getattr(django_settings, SETTING, None)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"settings.{SETTING} must be a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def function_specs(config: Mapping[str, Any]) -> list[str]:
+    """The ``FUNCTIONS`` entries: one ``"module[:attr]"`` string or a list of them."""
+    specs = config.get(FUNCTIONS_KEY, [])
+    if isinstance(specs, str):
+        specs = [specs]
+    if not isinstance(specs, Iterable) or not all(isinstance(s, str) and s for s in specs):
+        raise ImproperlyConfigured(
+            f"settings.{SETTING}[{FUNCTIONS_KEY!r}] must be a list of dotted module paths "
+            f"('module' or 'module:attr'), got {specs!r}"
+        )
+    return list(specs)
+
+
+def load_settings(config: Mapping[str, Any] | None = None) -> Settings:
+    """The core :class:`Settings` from ``settings.RESONATE`` and the environment."""
+    config = raw_config() if config is None else config
+    core = {k: v for k, v in config.items() if k != FUNCTIONS_KEY}
+    try:
+        return Settings.load(core)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"settings.{SETTING}: {exc}") from None
+
+
+def load_exposed(specs: Iterable[str]) -> Functions:
+    """Import every ``FUNCTIONS`` entry and combine them into one :class:`Functions`."""
+    combined = Functions()
+    for spec in specs:
+        try:
+            functions = load_functions(spec)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"settings.{SETTING}[{FUNCTIONS_KEY!r}]: cannot import {spec!r}: {exc}"
+            ) from exc
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(f"settings.{SETTING}[{FUNCTIONS_KEY!r}]: {exc}") from None
+        try:
+            combined.include(functions)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"settings.{SETTING}[{FUNCTIONS_KEY!r}]: {exc}") from None
+    return combined
+
+
+def in_django(fn: DurableFn) -> DurableFn:
+    """The runtime's ``wrap=`` hook: durable functions run the way Django code expects.
+
+    A sync function runs in a worker thread, not on the runtime's event loop, so
+    it may use the ORM (Django refuses sync database access on a thread running
+    a loop), with stale connections closed before and after, as a request does.
+    An async function runs on the loop unchanged (it uses the async ORM API).
+    """
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
+    ):
+        return fn
+
+    def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    @functools.wraps(fn)
+    async def in_thread(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(call, args, kwargs)
+
+    # The SDK binds and coerces arguments from the signature: keep the
+    # function's own, with annotations resolved in the function's module.
+    globalns = getattr(inspect.unwrap(fn), "__globals__", {})
+    sig = inspect.signature(fn)
+    in_thread.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=_resolve(p.annotation, globalns)) for p in sig.parameters.values()
+        ],
+        return_annotation=_resolve(sig.return_annotation, globalns),
+    )
+    return in_thread
+
+
+@dataclass(frozen=True)
+class State:
+    """What one value of ``settings.RESONATE`` builds (once per process)."""
+
+    source: Any
+    settings: Settings
+    runtime: Runtime
+    gateway: Gateway
+    portal: Portal
+    client: SyncClient
+    async_client: AsyncClient
+
+
+_lock = threading.Lock()
+_current: State | None = None
+
+
+def _build(source: Any) -> State:
+    config = raw_config()
+    settings = load_settings(config)
+    runtime = Runtime(settings, load_exposed(function_specs(config)), wrap=in_django)
+    portal = Portal(runtime)
+    return State(
+        source,
+        settings,
+        runtime,
+        Gateway(runtime),
+        portal,
+        SyncClient(portal),
+        AsyncClient(portal),
+    )
+
+
+def state() -> State:
+    """The runtime for the current ``settings.RESONATE`` (built on first use)."""
+    global _current
+    source = getattr(django_settings, SETTING, None)
+    current = _current
+    if current is not None and current.source is source:
+        return current
+    with _lock:
+        if _current is not None and _current.source is not source:
+            _current.portal.close()
+            _current = None
+        if _current is None:
+            _current = _build(source)
+        return _current
+
+
+def reset() -> None:
+    """Stop the runtime (if one started); the next use builds a new one."""
+    global _current
+    with _lock:
+        current, _current = _current, None
+    if current is not None:
+        current.portal.close()
+
+
+def setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """``django.test.signals.setting_changed`` receiver (connected by the app config)."""
+    if setting == SETTING:
+        reset()
+
+
+atexit.register(reset)

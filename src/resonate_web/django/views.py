@@ -1,0 +1,222 @@
+"""The contract's routes as Django views: a sync and an async view per route.
+
+Each route resolves to the view that matches the handler serving the request
+(:class:`ModalPattern`): a WSGI handler resolves in a thread with no event loop
+and gets the sync view, which waits on the runtime's portal; an ASGI handler
+resolves on its event loop and gets the async view, which awaits the same hop.
+Django could run either view under either handler, but only through an extra
+hop of its own (``async_to_sync`` starts an event loop per request;
+``sync_to_async`` parks a thread per request, for the whole of a long-poll).
+Event streams follow the same split: a sync iterator under WSGI, an async one
+under ASGI, so neither handler buffers the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import (  # type: ignore[import-untyped]
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    StreamingHttpResponse,
+)
+from django.middleware.csrf import CsrfViewMiddleware  # type: ignore[import-untyped]
+from django.urls import URLPattern, path  # type: ignore[import-untyped]
+
+from resonate_web.django.conf import State, state
+from resonate_web.gateway import (
+    ROUTES,
+    Request,
+    Response,
+    Route,
+    handle_sync,
+    mount_prefix,
+    problem_response,
+    read_capped_sync,
+)
+from resonate_web.problems import Problem
+from resonate_web.settings import ConfigurationError
+
+_CHUNK = 64 * 1024
+
+
+class _CsrfCheck(CsrfViewMiddleware):  # type: ignore[misc]
+    """Django's own CSRF check, reporting the reason instead of rendering a page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def csrf_failure(request: HttpRequest) -> str | None:
+    """Why Django's CSRF check refuses this POST, or ``None``.
+
+    The routes are exempt from the CSRF middleware so that API clients need no
+    token; a request that carries cookies (what a browser sends along, and what
+    session authentication reads) is checked here exactly as the middleware
+    would check it.
+    """
+    if not request.COOKIES:
+        return None
+    check = _CsrfCheck(lambda request: None)
+    check.process_request(request)
+    reason: str | None = check.process_view(request, None, (), {})
+    return reason
+
+
+def _csrf_problem(reason: str, instance: str) -> Response:
+    return problem_response(
+        Problem(
+            "forbidden",
+            f"CSRF verification failed: {reason} A request with cookies must carry "
+            "Django's CSRF token (the X-CSRFToken header)",
+        ),
+        instance,
+    )
+
+
+def _read_body(request: HttpRequest, st: State) -> bytes:
+    return read_capped_sync(iter(lambda: request.read(_CHUNK), b""), st.settings.body_limit)
+
+
+def _neutral(request: HttpRequest, route: Route, params: dict[str, str], body: bytes) -> Request:
+    return Request(
+        method=request.method,
+        path_params=params,
+        query={k: v[0] for k, v in request.GET.lists() if v},
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        prefix=mount_prefix(request.path, route, params),
+        principal=getattr(request, "user", None),
+    )
+
+
+def _multiprocess(request: HttpRequest) -> bool:
+    # Django's test client says ``wsgi.multiprocess`` although it serves in the
+    # test's own process; only its requests carry ``_dont_enforce_csrf_checks``.
+    if hasattr(request, "_dont_enforce_csrf_checks"):
+        return False
+    return bool(request.META.get("wsgi.multiprocess", False))
+
+
+def _django_response(response: Response, stream: Any = None) -> HttpResponse:
+    out: HttpResponse
+    if stream is None:
+        out = HttpResponse(
+            response.content(), status=response.status, content_type=response.media_type
+        )
+    else:
+        out = StreamingHttpResponse(
+            stream, status=response.status, content_type=response.media_type
+        )
+    for name, value in response.headers.items():
+        out[name] = value
+    return out
+
+
+def sync_view(route: Route) -> Callable[..., HttpResponse]:
+    def view(request: HttpRequest, **params: str) -> HttpResponse:
+        if request.method != route.method:
+            return HttpResponseNotAllowed([route.method])
+        st = state()
+        body = _read_body(request, st) if route.method == "POST" else b""
+        if route.method == "POST" and (reason := csrf_failure(request)):
+            return _django_response(_csrf_problem(reason, request.path))
+        neutral = _neutral(request, route, params, body)
+        response = handle_sync(
+            st.portal,
+            st.gateway,
+            route.name,
+            neutral,
+            request.path,
+            multiprocess=_multiprocess(request),
+        )
+        stream: Iterator[bytes] | None = None
+        if response.stream is not None:
+            stream = st.portal.iterate(response.stream)
+        return _django_response(response, stream)
+
+    return _finish(view, route)
+
+
+def async_view(route: Route) -> Callable[..., Any]:
+    async def view(request: HttpRequest, **params: str) -> HttpResponse:
+        if request.method != route.method:
+            return HttpResponseNotAllowed([route.method])
+        st = state()
+        body = _read_body(request, st) if route.method == "POST" else b""
+        if route.method == "POST" and request.COOKIES:
+            reason = await sync_to_async(csrf_failure)(request)
+            if reason:
+                return _django_response(_csrf_problem(reason, request.path))
+        neutral = _neutral(request, route, params, body)
+        try:
+            st.portal.check_server(multiprocess=False)
+            response = await st.portal.acall(st.gateway.handle(route.name, neutral, request.path))
+        except ConfigurationError as exc:
+            response = problem_response(Problem("backend-unavailable", str(exc)), request.path)
+        stream: AsyncIterator[bytes] | None = None
+        if response.stream is not None:
+            stream = st.portal.aiterate(response.stream)
+        return _django_response(response, stream)
+
+    return _finish(view, route)
+
+
+def _finish[V: Callable[..., Any]](view: V, route: Route) -> V:
+    view.__name__ = view.__qualname__ = f"resonate_{route.name}"
+    view.__doc__ = route.summary
+    # Exempt from the CSRF middleware: POST routes run csrf_failure() themselves.
+    view.csrf_exempt = True  # type: ignore[attr-defined]
+    # A route never touches the database: no ATOMIC_REQUESTS transaction around a
+    # long-poll (and Django refuses ATOMIC_REQUESTS around an async view).
+    view._non_atomic_requests = _EVERY_DATABASE  # type: ignore[attr-defined]
+    return view
+
+
+class _EveryDatabase(frozenset[str]):
+    def __contains__(self, alias: object) -> bool:
+        return True
+
+
+_EVERY_DATABASE = _EveryDatabase()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class ModalPattern(URLPattern):  # type: ignore[misc]
+    """A URL pattern with a sync and an async view: resolves to the one that
+    matches the calling handler (see the module documentation)."""
+
+    def __init__(self, sync: URLPattern, asynchronous: URLPattern) -> None:
+        super().__init__(sync.pattern, sync.callback, sync.default_args, sync.name)
+        self.asynchronous = asynchronous
+
+    def resolve(self, path: str) -> Any:
+        if _on_event_loop():
+            return self.asynchronous.resolve(path)
+        return super().resolve(path)
+
+
+def route_path(route: Route) -> str:
+    """``/functions/{name}`` as a Django route: ``functions/<str:name>``."""
+    return route.path.lstrip("/").replace("{", "<str:").replace("}", ">")
+
+
+def patterns() -> list[ModalPattern]:
+    return [
+        ModalPattern(
+            path(route_path(route), sync_view(route), name=route.name),
+            path(route_path(route), async_view(route), name=route.name),
+        )
+        for route in ROUTES
+    ]
