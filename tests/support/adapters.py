@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import procs
+from tests.support import django_clients, procs
 
 
 @contextmanager
@@ -130,4 +130,7 @@ ADAPTERS: dict[str, Adapter] = {
     "fastapi": fastapi_client,
     "flask": flask_client,
     "flask-gunicorn": flask_gunicorn_client,
+    "django": django_clients.wsgi_client,
+    "django-gunicorn": django_clients.gunicorn_client,
+    "django-uvicorn": django_clients.uvicorn_client,
 }

@@ -1,0 +1,29 @@
+"""Django, configured once per process with :mod:`tests.support.django_settings`."""
+
+from __future__ import annotations
+
+import os
+
+SETTINGS_MODULE = "tests.support.django_settings"
+
+
+def setup() -> None:
+    """Configure Django for this process (idempotent).
+
+    The settings module is named for the duration of the setup only, so that
+    processes the tests start do not inherit it.
+    """
+    import django
+    from django.apps import apps
+
+    if apps.ready:
+        return
+    previous = os.environ.get("DJANGO_SETTINGS_MODULE")
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    try:
+        django.setup()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_SETTINGS_MODULE"]
+        else:
+            os.environ["DJANGO_SETTINGS_MODULE"] = previous

@@ -1,0 +1,106 @@
+"""The Django entries of the conformance harness: in process (WSGI), gunicorn, uvicorn.
+
+Settings keyword arguments (``url=``, ``backend_timeout=``) become
+``settings.RESONATE`` keys in process (through ``override_settings``, which also
+gives each client a fresh runtime and stops it afterwards) and ``RESONATE_*``
+variables for a server process. A server without settings is started once and
+shared by every test that needs one.
+"""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import procs
+
+SETTINGS_ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.django_settings"}
+WSGI_APP = "tests.support.django_wsgi:application"
+ASGI_APP = "tests.support.django_asgi:application"
+
+_SHARED = ExitStack()
+atexit.register(_SHARED.close)
+_SERVERS: dict[str, str] = {}
+
+
+@contextmanager
+def wsgi_client(**settings: Any) -> Iterator[httpx.Client]:
+    """Django's WSGI handler in this process, behind ``httpx.WSGITransport``."""
+    from tests.support.django_app import setup
+
+    setup()
+    from django.conf import settings as django_settings
+    from django.core.wsgi import get_wsgi_application
+    from django.test import override_settings
+
+    resonate = {**django_settings.RESONATE, **{k.upper(): v for k, v in settings.items()}}
+    with (
+        override_settings(RESONATE=resonate),
+        httpx.Client(
+            transport=httpx.WSGITransport(app=get_wsgi_application()),
+            base_url="http://testserver",
+        ) as client,
+    ):
+        yield client
+
+
+@contextmanager
+def gunicorn(
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    ready_path: str = "/resonate/functions",
+) -> Iterator[str]:
+    """The test project under gunicorn's threaded workers; yields its URL."""
+    with procs.gunicorn(
+        WSGI_APP,
+        workers=workers,
+        threads=32,
+        env={**SETTINGS_ENV, **(env or {})},
+        log=log,
+        ready_path=ready_path,
+    ) as base:
+        yield base
+
+
+@contextmanager
+def uvicorn(*, env: Mapping[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """The test project under uvicorn (ASGI); yields its URL."""
+    port = procs.free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [str(procs.BIN / "uvicorn"), ASGI_APP, "--host", "127.0.0.1", "--port", str(port)]
+    with procs.process(argv, env={**SETTINGS_ENV, **(env or {})}, log=log) as proc:
+        procs.wait_answer(f"{base}/resonate/functions", proc)
+        yield base
+
+
+SERVERS = {"gunicorn": gunicorn, "uvicorn": uvicorn}
+
+
+def shared_server(kind: str) -> str:
+    """The URL of the test project under ``kind`` with default settings (started once)."""
+    if kind not in _SERVERS:
+        _SERVERS[kind] = _SHARED.enter_context(SERVERS[kind]())
+    return _SERVERS[kind]
+
+
+def _server_client(kind: str) -> Any:
+    @contextmanager
+    def client(**settings: Any) -> Iterator[httpx.Client]:
+        env = {f"RESONATE_{name.upper()}": str(value) for name, value in settings.items()}
+        with ExitStack() as own:
+            base = own.enter_context(SERVERS[kind](env=env)) if settings else shared_server(kind)
+            with httpx.Client(base_url=base, timeout=60) as http:
+                yield http
+
+    return client
+
+
+gunicorn_client = _server_client("gunicorn")
+uvicorn_client = _server_client("uvicorn")

@@ -1,0 +1,21 @@
+"""The test functions, plus one that reads the database (as a Django function would)."""
+
+from __future__ import annotations
+
+from django.db import connection
+from resonate.context import Context
+
+from tests.support.functions import build
+
+ORDERS = "resonate_test_orders"
+
+functions = build()
+
+
+@functions.expose
+def orders_seen(ctx: Context, key: str) -> int:
+    """How many committed rows of ``ORDERS`` carry ``key``."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {ORDERS} WHERE order_key = %s", [key])
+        (count,) = cursor.fetchone()
+    return int(count)

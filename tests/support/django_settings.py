@@ -1,0 +1,31 @@
+"""The Django project the tests serve (in process, and under gunicorn and uvicorn)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_DB_DIR = Path(tempfile.mkdtemp(prefix="resonate-web-django-"))
+atexit.register(shutil.rmtree, _DB_DIR, ignore_errors=True)
+
+SECRET_KEY = "resonate-web tests only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+INSTALLED_APPS = ["resonate_web.django"]
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+]
+ROOT_URLCONF = "tests.support.django_urls"
+# A worker process started by a test shares the test's database through DJANGO_TEST_DB.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_TEST_DB", str(_DB_DIR / "db.sqlite3")),
+    }
+}
+RESONATE = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
