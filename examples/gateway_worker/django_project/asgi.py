@@ -1,0 +1,8 @@
+"""``uvicorn django_project.asgi:application`` from ``examples/gateway_worker``."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_project.settings")
+application = get_asgi_application()
