@@ -155,3 +155,15 @@ async def test_the_gateway_reports_a_database_without_the_schema_as_unavailable(
         await runtime.stop()
     assert response.status == 503
     assert response.body["type"] == "urn:resonate-web:problem:backend-unavailable"
+
+
+def test_a_gateway_never_joins_the_group_it_dispatches_to() -> None:
+    from examples.gateway_worker.functions import functions
+
+    clash = Settings.load(url="http://127.0.0.1:8001", group="workers", environ={})
+    with pytest.raises(ConfigurationError, match="never joins a worker group"):
+        Runtime(clash, functions)
+    Runtime(clash, functions, group="workers")  # a worker of that group: fine
+    Runtime(Settings.load(group="workers", environ={}), functions)  # embedded: runs inline
+    apart = Settings.load(url="http://127.0.0.1:8001", group="web", environ={})
+    assert Runtime(apart, functions).exposed["add"].target == "workers"

@@ -115,6 +115,18 @@ def within(context: Callable[[], AbstractContextManager[Any]]) -> Wrapper:
     return wrap
 
 
+def _check_gateway_group(settings: Settings, exposed: dict[str, Exposed]) -> None:
+    """A gateway must not join a group it dispatches to: it would be handed that work."""
+    if settings.backend == "embedded":
+        return
+    clash = sorted(e.name for e in exposed.values() if e.target == settings.group)
+    if clash:
+        raise ConfigurationError(
+            f"the gateway's group {settings.group!r} is the target of {', '.join(clash)}: "
+            "a gateway never joins a worker group (set RESONATE_GROUP to a group of its own)"
+        )
+
+
 class Runtime:
     """Owns one Resonate client for one app: builds, registers, starts and stops it."""
 
@@ -129,6 +141,8 @@ class Runtime:
         self.settings = settings
         self.functions = functions
         self.exposed: dict[str, Exposed] = functions.resolve(settings)
+        if group is None:
+            _check_gateway_group(settings, self.exposed)
         self._wrap = wrap
         self._group = group
         self._client: Resonate | None = None
