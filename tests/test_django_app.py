@@ -94,6 +94,7 @@ def test_settings_are_read_lazily_and_override_settings_rebuilds() -> None:
         ({"FUNCTIONS": "no.such.module"}, "cannot import 'no.such.module'"),
         ({"FUNCTIONS": [FUNCTIONS, FUNCTIONS]}, "function 'add' is already exposed"),
         ({"FUNCTIONS": [1]}, "must be a list of dotted module paths"),
+        ({1: "x"}, "settings.RESONATE: keys are strings, got 1"),
     ],
 )
 def test_a_bad_value_is_improperly_configured(value: object, message: str) -> None:

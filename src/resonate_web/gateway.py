@@ -437,6 +437,22 @@ def handle_sync(
         return problem_response(Problem("backend-unavailable", str(exc)), instance)
 
 
+async def handle_async(
+    portal: Portal, gateway: Gateway, route: str, request: Request, instance: str
+) -> Response:
+    """:func:`handle_sync` for an async view on another loop (Django under ASGI).
+
+    Awaits the same hop onto the portal loop; iterate a streamed response's
+    ``stream`` with :meth:`Portal.aiterate`.
+    """
+    try:
+        portal.check_server(multiprocess=False)
+        return await portal.acall(gateway.handle(route, request, instance))
+    except ConfigurationError as exc:
+        logger.error("resonate-web: %s", exc)
+        return problem_response(Problem("backend-unavailable", str(exc)), instance)
+
+
 def mount_prefix(path: str, route: Route, path_params: Mapping[str, str]) -> str:
     """The prefix a route is served under, from the request's full (decoded) path.
 

@@ -69,6 +69,9 @@ def load_settings(config: Mapping[str, Any] | None = None) -> Settings:
     """The core :class:`Settings` from ``settings.RESONATE`` and the environment."""
     config = raw_config() if config is None else config
     core = {k: v for k, v in config.items() if k != FUNCTIONS_KEY}
+    odd = [k for k in core if not isinstance(k, str)]
+    if odd:
+        raise ImproperlyConfigured(f"settings.{SETTING}: keys are strings, got {odd[0]!r}")
     try:
         return Settings.load(core)
     except ConfigurationError as exc:

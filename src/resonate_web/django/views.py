@@ -33,13 +33,13 @@ from resonate_web.gateway import (
     Request,
     Response,
     Route,
+    handle_async,
     handle_sync,
     mount_prefix,
     problem_response,
     read_capped_sync,
 )
 from resonate_web.problems import Problem
-from resonate_web.settings import ConfigurationError
 
 _CHUNK = 64 * 1024
 
@@ -153,11 +153,7 @@ def async_view(route: Route) -> Callable[..., Any]:
             if reason:
                 return _django_response(_csrf_problem(reason, request.path))
         neutral = _neutral(request, route, params, body)
-        try:
-            st.portal.check_server(multiprocess=False)
-            response = await st.portal.acall(st.gateway.handle(route.name, neutral, request.path))
-        except ConfigurationError as exc:
-            response = problem_response(Problem("backend-unavailable", str(exc)), request.path)
+        response = await handle_async(st.portal, st.gateway, route.name, neutral, request.path)
         stream: AsyncIterator[bytes] | None = None
         if response.stream is not None:
             stream = st.portal.aiterate(response.stream)
