@@ -32,6 +32,24 @@ from resonate_web.settings import ConfigurationError, Settings
 logger = logging.getLogger("resonate_web")
 
 
+class EmbeddedConnection(LocalConnection):
+    """The SDK's in-process backend, delivering only what is addressed to this process.
+
+    The SDK's ``LocalConnection`` hands every message to every receiver, since
+    in one process there is nobody else to route to. But a function dispatched
+    to another group (``expose_remote``, or ``mode="dispatch"``) has no code
+    here: delivered anyway, it would fail to run, be released and be
+    redelivered in a tight loop. Like a real server, this keeps such a task
+    pending for a worker of its group, which on the embedded backend never
+    comes (say so in ``GET /functions``: its mode is ``dispatch``).
+    """
+
+    def _dispatch_messages(self, messages: list[Any]) -> None:
+        own = self.resolve_target(self._group)
+        mine = [m for m in messages if m.address == own or m.address.startswith("local://uni@")]
+        super()._dispatch_messages(mine)
+
+
 def build_client(
     settings: Settings,
     *,
@@ -50,7 +68,7 @@ def build_client(
     }
     match settings.backend:
         case "embedded":
-            return Resonate(network=LocalConnection(pid=pid, group=group), **common)
+            return Resonate(network=EmbeddedConnection(pid=pid, group=group), **common)
         case "http":
             return Resonate(url=settings.url, token=settings.token, **common)
         case "postgres":
