@@ -11,7 +11,7 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/d
 	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
 	    command -v "$$c" || echo "$$c"; exit 0; fi; done; exit 1
 
-.PHONY: demo test lint typecheck unit example-distributed clean python
+.PHONY: demo test lint typecheck unit example-distributed example-distributed-demo clean python
 
 python:
 	@( $(FIND_PYTHON) ) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
@@ -34,6 +34,14 @@ demo: $(VENV)/.installed
 	@echo "  curl -s $(HOST):$(PORT)/resonate/functions"
 	@echo ""
 	cd examples/gateway_worker && ../../$(VENV)/bin/uvicorn gateway_fastapi:app --host $(HOST) --port $(PORT)
+
+# Dev server, a worker and the FastAPI gateway as separate processes (Ctrl-C stops all).
+example-distributed: $(VENV)/.installed
+	BIN=$(CURDIR)/$(VENV)/bin examples/gateway_worker/run_distributed.sh
+
+# The same, scripted: dispatch, poll, kill a worker mid-invocation, a second one finishes it.
+example-distributed-demo: $(VENV)/.installed
+	BIN=$(CURDIR)/$(VENV)/bin examples/gateway_worker/run_distributed.sh demo
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests examples bench
