@@ -206,3 +206,19 @@ async def test_the_sdk_s_own_connections_run_a_workflow(server: tuple[str, DevSe
     finally:
         await caller.stop()
         await worker.stop()
+
+
+async def test_unicast_messages_wait_for_their_process_to_reconnect(
+    server: tuple[str, DevServer],
+) -> None:
+    url, _ = server
+    await create(url, "later")
+    await call(
+        url, "promise.register_listener", {"awaited": "later", "address": "poll://uni@gw/me"}
+    )
+    await call(url, "promise.settle", {"id": "later", "state": "resolved", "value": {}})
+    async with Listener(url, "gw", "someone-else") as other:
+        assert await other.silent(0.3)
+    async with Listener(url, "gw", "me") as me:  # e.g. an SSE reconnect
+        message = await me.next()
+        assert (message["kind"], message["data"]["promise"]["id"]) == ("unblock", "later")

@@ -127,6 +127,23 @@ def test_a_second_signal_skips_the_wait(setup: Setup) -> None:
         procs.stop(worker)
 
 
+def test_sigterm_stops_a_worker_still_waiting_for_its_backend() -> None:
+    nowhere = f"http://127.0.0.1:{procs.free_port()}"  # nothing listens there
+    argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
+    env.update(PYTHONPATH=str(procs.ROOT), RESONATE_URL=nowhere, RESONATE_BACKEND_TIMEOUT="0.5")
+    proc = subprocess.Popen(argv, env=env, cwd=procs.ROOT, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the SDK retries the connection; the worker says so
+            if b"waiting for the Resonate backend" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        procs.stop(proc, signal.SIGKILL)
+
+
 def test_a_worker_without_a_shared_backend_is_refused() -> None:
     argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}

@@ -15,13 +15,14 @@ wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from resonate.error import ConnectorError, ServerError
@@ -180,7 +181,9 @@ async def serve(
     runtime = Runtime(settings, functions, wrap=wrap, group=group)
     client = await runtime.start()
     try:
-        await _wait_for_backend(client, settings)
+        if not await _until_stopped(_wait_for_backend(client, settings), stop):
+            logger.info("stopped before the backend answered")
+            return
         logger.info(
             "worker ready: group=%s pid=%s os_pid=%d backend=%s lease_ttl=%gs functions=%s",
             group,
@@ -198,6 +201,23 @@ async def serve(
     finally:
         await runtime.stop()
         logger.info("worker stopped")
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` is set first (then cancel it); True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
 
 
 def run_worker(
