@@ -22,6 +22,7 @@ reading its own results, unlike the HTTP routes, which never load objects.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,10 +30,12 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.types import PromiseRecord, Value
 
-from resonate_web.exposure import Exposed
-from resonate_web.runtime import Portal
+from resonate_web.exposure import Exposed, Functions
+from resonate_web.gateway import Gateway
+from resonate_web.runtime import Portal, Runtime, Wrapper
+from resonate_web.settings import Settings
 
-__all__ = ["AsyncClient", "AsyncHandle", "SyncClient", "SyncHandle"]
+__all__ = ["AsyncClient", "AsyncHandle", "Hosted", "SyncClient", "SyncHandle", "host"]
 
 Func = str | Callable[..., Any]
 
@@ -293,3 +296,28 @@ class AsyncPromises:
 
     async def cancel(self, id: str, value: Any = None) -> PromiseRecord:
         return await self._client._call(self._client._promise("cancel", id, value))
+
+
+@dataclass(frozen=True)
+class Hosted:
+    """Everything a sync framework keeps for one app, built by :func:`host`."""
+
+    settings: Settings
+    runtime: Runtime
+    gateway: Gateway
+    portal: Portal
+    client: SyncClient
+    async_client: AsyncClient
+
+
+def host(settings: Settings, functions: Functions, *, wrap: Wrapper | None = None) -> Hosted:
+    """A runtime on its own portal loop, with the gateway and clients over it.
+
+    Nothing starts here: the portal starts the loop and the client on first use,
+    in the process that uses it (so after a fork).
+    """
+    runtime = Runtime(settings, functions, wrap=wrap)
+    portal = Portal(runtime)
+    return Hosted(
+        settings, runtime, Gateway(runtime), portal, SyncClient(portal), AsyncClient(portal)
+    )

@@ -24,7 +24,6 @@ import functools
 import inspect
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings  # type: ignore[import-untyped]
@@ -32,9 +31,7 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.db import close_old_connections  # type: ignore[import-untyped]
 
 from resonate_web.exposure import DurableFn, Functions, _resolve
-from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.gateway import Gateway
-from resonate_web.runtime import Portal, Runtime
+from resonate_web.facade import Hosted, host
 from resonate_web.settings import ConfigurationError, Settings
 from resonate_web.worker import load_functions
 
@@ -134,37 +131,19 @@ def in_django(fn: DurableFn) -> DurableFn:
     return in_thread
 
 
-@dataclass(frozen=True)
-class State:
-    """What one value of ``settings.RESONATE`` builds (once per process)."""
-
-    source: Any
-    settings: Settings
-    runtime: Runtime
-    gateway: Gateway
-    portal: Portal
-    client: SyncClient
-    async_client: AsyncClient
+#: What one value of ``settings.RESONATE`` builds (once per process).
+State = Hosted
 
 
 _lock = threading.Lock()
-_current: State | None = None
+#: The value of ``settings.RESONATE`` the current state was built from, and the state.
+_current: tuple[Any, State] | None = None
 
 
-def _build(source: Any) -> State:
+def _build() -> State:
     config = raw_config()
     settings = load_settings(config)
-    runtime = Runtime(settings, load_exposed(function_specs(config)), wrap=in_django)
-    portal = Portal(runtime)
-    return State(
-        source,
-        settings,
-        runtime,
-        Gateway(runtime),
-        portal,
-        SyncClient(portal),
-        AsyncClient(portal),
-    )
+    return host(settings, load_exposed(function_specs(config)), wrap=in_django)
 
 
 def state() -> State:
@@ -172,15 +151,15 @@ def state() -> State:
     global _current
     source = getattr(django_settings, SETTING, None)
     current = _current
-    if current is not None and current.source is source:
-        return current
+    if current is not None and current[0] is source:
+        return current[1]
     with _lock:
-        if _current is not None and _current.source is not source:
-            _current.portal.close()
+        if _current is not None and _current[0] is not source:
+            _current[1].portal.close()
             _current = None
         if _current is None:
-            _current = _build(source)
-        return _current
+            _current = (source, _build())
+        return _current[1]
 
 
 def reset() -> None:
@@ -189,7 +168,7 @@ def reset() -> None:
     with _lock:
         current, _current = _current, None
     if current is not None:
-        current.portal.close()
+        current[1].portal.close()
 
 
 def setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -29,7 +29,6 @@ import atexit
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 try:
@@ -41,17 +40,16 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
 
 from resonate_web.exposure import Functions
-from resonate_web.facade import AsyncClient, SyncClient
+from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
 from resonate_web.gateway import (
     ROUTES,
-    Gateway,
     Request,
     Route,
     handle_sync,
     mount_prefix,
     read_capped_sync,
 )
-from resonate_web.runtime import Portal, Runtime, within
+from resonate_web.runtime import within
 from resonate_web.settings import ConfigurationError, Settings
 from resonate_web.worker import run_worker
 
@@ -61,16 +59,8 @@ EXTENSION_KEY = "resonate"
 _CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ResonateState:
-    """What :meth:`Resonate.init_app` builds for one app (``app.extensions["resonate"]``)."""
-
-    settings: Settings
-    runtime: Runtime
-    gateway: Gateway
-    portal: Portal
-    client: SyncClient
-    async_client: AsyncClient
+#: What :meth:`Resonate.init_app` builds for one app (``app.extensions["resonate"]``).
+ResonateState = Hosted
 
 
 class Resonate:
@@ -107,14 +97,11 @@ class Resonate:
             )
         config = {k: v for k, v in app.config.items() if k.startswith("RESONATE_")}
         settings = Settings.load(config, **self._overrides)
-        runtime = Runtime(settings, self.functions, wrap=within(app.app_context))
-        portal = Portal(runtime)
-        app.extensions[EXTENSION_KEY] = ResonateState(
-            settings, runtime, Gateway(runtime), portal, SyncClient(portal), AsyncClient(portal)
-        )
+        hosted = host(settings, self.functions, wrap=within(app.app_context))
+        app.extensions[EXTENSION_KEY] = hosted
         app.register_blueprint(_blueprint(), url_prefix=settings.prefix or None)
         app.cli.add_command(cli)
-        atexit.register(portal.close)
+        atexit.register(hosted.portal.close)
 
     def state(self, app: Flask | None = None) -> ResonateState:
         """The state of ``app`` (default: the current app)."""
