@@ -222,3 +222,17 @@ async def test_unicast_messages_wait_for_their_process_to_reconnect(
     async with Listener(url, "gw", "me") as me:  # e.g. an SSE reconnect
         message = await me.next()
         assert (message["kind"], message["data"]["promise"]["id"]) == ("unblock", "later")
+
+
+async def test_a_waiting_task_is_held_back_once(server: tuple[str, DevServer]) -> None:
+    url, dev = server
+    await create(url, "once", "poll://any@late")
+    # The state machine re-sends a task nobody acquired every 30 s.
+    dev.state.outgoing = []
+    dev.state.tick(devserver.now_ms() + 31_000)
+    assert [m.address for m in dev.state.outgoing] == ["poll://any@late"]
+    dev._route(dev.state.outgoing)
+    dev.state.outgoing = []
+    async with Listener(url, "late", "p") as member:
+        assert (await member.next())["data"]["task"]["id"] == "once"
+        assert await member.silent(0.3)

@@ -98,6 +98,17 @@ def post(base: str, fn: str, id: str, *args: Any, wait: float = 0) -> httpx.Resp
     )
 
 
+def wait_promise(server: str, promise_id: str, timeout: float = 30) -> None:
+    """Wait until the backend holds promise ``promise_id`` (asked in its own protocol)."""
+    envelope = {"kind": "promise.get", "head": {"corrId": "t"}, "data": {"id": promise_id}}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.post(f"{server}/", json=envelope, timeout=5).json()["head"]["status"] == 200:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"no promise {promise_id} within {timeout}s")
+
+
 def test_two_hundred_invocations_through_the_gateway(cluster: Cluster) -> None:
     ids = {new_id(f"add{i}"): i for i in range(200)}
     gateway = cluster.gateways[0]
@@ -217,7 +228,10 @@ def test_countdown_sleeps_durably_without_holding_a_worker(cluster: Cluster) -> 
         id = new_id("countdown")
         started = time.monotonic()
         assert post(gateway, "countdown", id, 2, 3.0).status_code == 202
-        time.sleep(1.5)  # inside the first 3 s sleep
+        # Once the first sleep's timer promise exists the task suspends; kill
+        # the worker well inside that 3 s sleep.
+        wait_promise(cluster.server, f"{id}:1")
+        time.sleep(0.5)
         sleeper.send_signal(signal.SIGKILL)
         sleeper.wait(10)
         cluster.workers.remove(sleeper)

@@ -117,7 +117,6 @@ class Stream:
 
     group: str
     pid: str
-    serial: int
     queue: asyncio.Queue[Message | None] = field(default_factory=asyncio.Queue)
     #: ``execute`` messages written to this stream, by task id: re-routed if the
     #: stream drops before anyone acquires the task.
@@ -142,9 +141,11 @@ class DevServer:
         self._clock = clock
         self._streams: dict[str, list[Stream]] = {}
         self._round_robin: dict[str, int] = {}
-        self._anycast_backlog: dict[str, deque[Message]] = {}
+        #: Per group, in arrival order; an ``execute`` is keyed by its task id, so
+        #: the state machine's periodic re-sends of a waiting task do not pile up.
+        self._anycast_backlog: dict[str, dict[object, Message]] = {}
         self._unicast_backlog: dict[tuple[str, str], deque[tuple[float, Message]]] = {}
-        self._serials = itertools.count(1)
+        self._keys = itertools.count()
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -212,7 +213,9 @@ class DevServer:
             return
         members = [s for s in self._streams.get(address.group, []) if s is not avoid]
         if not members:
-            self._anycast_backlog.setdefault(address.group, deque()).append(message)
+            ref = message.task()
+            key = ref[0] if ref is not None else next(self._keys)
+            self._anycast_backlog.setdefault(address.group, {})[key] = message
             return
         turn = self._round_robin.get(address.group, 0)
         self._round_robin[address.group] = turn + 1
@@ -240,7 +243,7 @@ class DevServer:
         for _at, message in self._unicast_backlog.pop((stream.group, stream.pid), deque()):
             if _at >= horizon:
                 stream.queue.put_nowait(message)
-        for message in self._anycast_backlog.pop(stream.group, deque()):
+        for message in self._anycast_backlog.pop(stream.group, {}).values():
             self.deliver(message)
 
     def detach(self, stream: Stream, in_flight: Message | None) -> None:
@@ -345,7 +348,7 @@ class DevServer:
             }
         )
         await response.prepare(request)
-        stream = Stream(group, pid, next(self._serials))
+        stream = Stream(group, pid)
         self.attach(stream)
         in_flight: Message | None = None
         try:
