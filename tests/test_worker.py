@@ -153,6 +153,15 @@ def test_a_worker_without_a_shared_backend_is_refused() -> None:
     assert b"needs a shared backend" in out.stderr
 
 
+def test_a_module_that_does_not_import_is_a_clear_error() -> None:
+    argv = procs.python_module(
+        "resonate_web.cli", "worker", "no_such_module", "--url", "http://127.0.0.1:1"
+    )
+    out = subprocess.run(argv, cwd=procs.ROOT, capture_output=True, timeout=60, text=True)
+    assert out.returncode == 2
+    assert "cannot import no_such_module" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_cli_help_says_the_dev_server_is_for_development() -> None:
     argv = [sys.executable, "-m", "resonate_web.cli", "dev", "--help"]
     out = subprocess.run(argv, cwd=procs.ROOT, capture_output=True, timeout=60, text=True)

@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8001, help="port (default: 8001)")
+    _log_level(dev)
 
     worker = commands.add_parser(
         "worker",
@@ -81,7 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds to let running tasks finish on SIGTERM (default: 5)",
     )
+    _log_level(worker)
     return parser
+
+
+def _log_level(command: argparse.ArgumentParser) -> None:
+    """``--log-level`` after the command too (``resonate-web worker --log-level debug``)."""
+    command.add_argument("--log-level", default=argparse.SUPPRESS, help="as above")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +117,10 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.load(
         url=args.url, lease_ttl=args.lease_ttl, shutdown_timeout=args.shutdown_timeout
     )
-    functions = load_functions(args.module)
+    try:
+        functions = load_functions(args.module)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {args.module}: {exc}") from None
     return run_worker(functions, settings, group=args.group)
 
 
