@@ -236,3 +236,11 @@ async def test_a_waiting_task_is_held_back_once(server: tuple[str, DevServer]) -
     async with Listener(url, "late", "p") as member:
         assert (await member.next())["data"]["task"]["id"] == "once"
         assert await member.silent(0.3)
+
+
+def test_resonate_web_dev_serves_until_sigterm_and_exits_0() -> None:
+    port = procs.free_port()
+    argv = procs.python_module("resonate_web.cli", "dev", "--port", str(port))
+    with procs.process(argv, ready_url=f"http://127.0.0.1:{port}/health") as proc:
+        assert procs.streams(f"http://127.0.0.1:{port}") == {}
+    assert proc.returncode == 0
