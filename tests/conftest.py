@@ -6,7 +6,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import procs
 from tests.support.adapters import ADAPTERS
 
 
@@ -20,14 +19,6 @@ def client(adapter: str) -> Iterator[httpx.Client]:
     """A live app of each adapter (in process), on the embedded backend."""
     with ADAPTERS[adapter]() as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def uvicorn_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The test app under a real uvicorn process."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    with procs.uvicorn("tests.support.fastapi_app:app", log=log) as url:
-        yield url
 
 
 @pytest.fixture

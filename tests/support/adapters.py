@@ -6,15 +6,14 @@ The conformance suite is written once against these clients (an
 
 from __future__ import annotations
 
-import atexit
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
 
-from tests.support import django_clients, procs
+from tests.support import django_clients, servers
 
 
 @contextmanager
@@ -103,34 +102,14 @@ def flask_client(**settings: Any) -> Iterator[FlaskTestClient]:
         resonate.shutdown(app)
 
 
-_SHARED = ExitStack()
-atexit.register(_SHARED.close)
-_GUNICORN: dict[str, str] = {}
-
-
-@contextmanager
-def flask_gunicorn_client(**settings: Any) -> Iterator[httpx.Client]:
-    """The test app under a real gunicorn (one worker, threads): shared unless configured."""
-    env = {f"RESONATE_{name.upper()}": str(value) for name, value in settings.items()}
-    app = "tests.support.flask_app:app"
-    with ExitStack() as own:
-        if settings:
-            base = own.enter_context(procs.gunicorn(app, env=env))
-        elif "default" in _GUNICORN:
-            base = _GUNICORN["default"]
-        else:
-            base = _GUNICORN["default"] = _SHARED.enter_context(procs.gunicorn(app))
-        with httpx.Client(base_url=base, timeout=60) as client:
-            yield client
-
-
 Adapter = Callable[..., AbstractContextManager[Any]]
 
 ADAPTERS: dict[str, Adapter] = {
     "fastapi": fastapi_client,
     "flask": flask_client,
-    "flask-gunicorn": flask_gunicorn_client,
+    "fastapi-uvicorn": servers.client_of("fastapi-uvicorn"),
+    "flask-gunicorn": servers.client_of("flask-gunicorn"),
     "django": django_clients.wsgi_client,
-    "django-gunicorn": django_clients.gunicorn_client,
-    "django-uvicorn": django_clients.uvicorn_client,
+    "django-gunicorn": servers.client_of("django-gunicorn"),
+    "django-uvicorn": servers.client_of("django-uvicorn"),
 }

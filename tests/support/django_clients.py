@@ -1,17 +1,15 @@
-"""The Django entries of the conformance harness: in process (WSGI), gunicorn, uvicorn.
+"""The Django test project in process (WSGI) and under gunicorn and uvicorn.
 
 Settings keyword arguments (``url=``, ``backend_timeout=``) become
 ``settings.RESONATE`` keys in process (through ``override_settings``, which also
 gives each client a fresh runtime and stops it afterwards) and ``RESONATE_*``
-variables for a server process. A server without settings is started once and
-shared by every test that needs one.
+variables for a server process (see ``tests.support.servers``).
 """
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +20,6 @@ from tests.support import procs
 SETTINGS_ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.django_settings"}
 WSGI_APP = "tests.support.django_wsgi:application"
 ASGI_APP = "tests.support.django_asgi:application"
-
-_SHARED = ExitStack()
-atexit.register(_SHARED.close)
-_SERVERS: dict[str, str] = {}
 
 
 @contextmanager
@@ -78,29 +72,3 @@ def uvicorn(*, env: Mapping[str, str] | None = None, log: Path | None = None) ->
     with procs.process(argv, env={**SETTINGS_ENV, **(env or {})}, log=log) as proc:
         procs.wait_answer(f"{base}/resonate/functions", proc)
         yield base
-
-
-SERVERS = {"gunicorn": gunicorn, "uvicorn": uvicorn}
-
-
-def shared_server(kind: str) -> str:
-    """The URL of the test project under ``kind`` with default settings (started once)."""
-    if kind not in _SERVERS:
-        _SERVERS[kind] = _SHARED.enter_context(SERVERS[kind]())
-    return _SERVERS[kind]
-
-
-def _server_client(kind: str) -> Any:
-    @contextmanager
-    def client(**settings: Any) -> Iterator[httpx.Client]:
-        env = {f"RESONATE_{name.upper()}": str(value) for name, value in settings.items()}
-        with ExitStack() as own:
-            base = own.enter_context(SERVERS[kind](env=env)) if settings else shared_server(kind)
-            with httpx.Client(base_url=base, timeout=60) as http:
-                yield http
-
-    return client
-
-
-gunicorn_client = _server_client("gunicorn")
-uvicorn_client = _server_client("uvicorn")

@@ -97,7 +97,9 @@ def uvicorn(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
-    with process(argv, env=env, cwd=cwd, ready_url=f"{base}/resonate/health", log=log):
+    with process(argv, env=env, cwd=cwd, log=log) as proc:
+        # Any answer will do: a gateway whose backend is down still serves (503s).
+        wait_answer(f"{base}/resonate/functions", proc)
         yield base
 
 
