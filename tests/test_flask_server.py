@@ -45,20 +45,6 @@ def test_several_workers_on_the_embedded_backend_fail_loudly(preload: bool) -> N
         assert "RESONATE_URL" in body["detail"] and "resonate-web dev" in body["detail"]
 
 
-def test_the_example_serves_the_readme_requests() -> None:
-    cwd = procs.ROOT / "examples" / "gateway_worker"
-    with procs.gunicorn("gateway_flask:app", cwd=cwd) as base:
-        started = httpx.post(
-            f"{base}/resonate/functions/add",
-            content=b'{"args":[1,2]}',
-            headers={"content-type": "application/json"},
-        )
-        assert started.status_code in (200, 202)
-        doc = httpx.get(f"{base}/resonate/invocations/{started.json()['id']}?wait=5").json()
-        assert doc["status"] == "resolved" and doc["result"] == 3
-        assert httpx.get(f"{base}/hello/ada").json() == {"id": "hello-ada", "result": 4}
-
-
 def _flask(*args: str) -> list[str]:
     return [str(procs.BIN / "flask"), "--app", "tests.support.flask_app", *args]
 
