@@ -393,9 +393,11 @@ async def serve(
     """Serve a :class:`DevServer` on ``host:port`` until ``stop`` is set."""
     server = server or DevServer()
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(server.app(), handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(
+        server.app(), handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     logger.info(
         "resonate-web dev server ready on http://%s:%d (development only: state is in memory)",
