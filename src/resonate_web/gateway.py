@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from resonate.error import ConnectorError, ResonateError, ServerError
-from resonate.handle import ResonateHandle
+from resonate.handle import PromiseResult, ResonateHandle
 from resonate.types import PromiseRecord
 
 from resonate_web import invocations
@@ -344,11 +344,18 @@ class Gateway:
                 handle = await self._bounded(self.runtime.client.get(id))
             until_timeout = record.timeout_at / 1000 - time.time() + 0.05
             remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
+            settled: PromiseResult | None = None
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_settled(handle), remaining)
+                    settled = await asyncio.wait_for(_settled(handle), remaining)
         finally:
             self._waiters -= 1
+        if settled is not None and settled.state != "rejected":
+            # The notification carries the outcome: no need to read it back. (A
+            # rejection is read back, so its document never comes from a
+            # notification the client made up for a promise that is gone.)
+            value = msgspec.structs.replace(settled.value, data=self._decode(settled.value))
+            return msgspec.structs.replace(record, state=settled.state, value=value)
         return await self.read(id) or record
 
     # ── documents ───────────────────────────────────────────────────────────
@@ -382,13 +389,13 @@ class Gateway:
         return Response(202 if created else 200, doc, headers=headers)
 
 
-async def _settled(handle: ResonateHandle[Any]) -> None:
-    """Wait for ``handle``'s settle notification without decoding its value.
+async def _settled(handle: ResonateHandle[Any]) -> PromiseResult:
+    """Wait for ``handle``'s settle notification; its state and still-encoded value.
 
-    ``handle.result()`` would unpickle a rejection; the gateway only needs to
-    know that the promise settled, so it waits on the shared subscription.
+    ``handle.result()`` would unpickle a rejection; the gateway reads outcomes
+    as data, so it waits on the shared subscription instead.
     """
-    await handle._sub.wait()
+    return await handle._sub.wait()
 
 
 async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
