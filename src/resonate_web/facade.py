@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
@@ -96,6 +96,16 @@ class _Calls:
         self._timeout = timeout
         self._target = target
         self._version = version
+
+    def options(
+        self,
+        *,
+        timeout: timedelta | None = None,
+        target: str | None = None,
+        version: int | None = None,
+    ) -> Self:
+        """A client whose calls carry these options (they replace, as in the SDK)."""
+        return type(self)(self._portal, timeout=timeout, target=target, version=version)
 
     def _opts(self) -> dict[str, Any]:
         return {"timeout": self._timeout, "target": self._target, "version": self._version}
@@ -171,16 +181,6 @@ class _Calls:
 class SyncClient(_Calls):
     """The Resonate client for sync code: every call hops onto the portal loop."""
 
-    def options(
-        self,
-        *,
-        timeout: timedelta | None = None,
-        target: str | None = None,
-        version: int | None = None,
-    ) -> SyncClient:
-        """A client whose calls carry these options (they replace, as in the SDK)."""
-        return SyncClient(self._portal, timeout=timeout, target=target, version=version)
-
     def _call[T](self, coro: Coroutine[Any, Any, T]) -> T:
         return self._portal.call(coro)
 
@@ -238,15 +238,6 @@ class SyncPromises:
 
 class AsyncClient(_Calls):
     """The Resonate client for ``async def`` code on any loop."""
-
-    def options(
-        self,
-        *,
-        timeout: timedelta | None = None,
-        target: str | None = None,
-        version: int | None = None,
-    ) -> AsyncClient:
-        return AsyncClient(self._portal, timeout=timeout, target=target, version=version)
 
     async def _call[T](self, coro: Coroutine[Any, Any, T]) -> T:
         return await self._portal.acall(coro)
