@@ -107,9 +107,6 @@ class _Calls:
         """A client whose calls carry these options (they replace, as in the SDK)."""
         return type(self)(self._portal, timeout=timeout, target=target, version=version)
 
-    def _opts(self) -> dict[str, Any]:
-        return {"timeout": self._timeout, "target": self._target, "version": self._version}
-
     @property
     def _client(self) -> Resonate:
         return self._portal.runtime.client
