@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from resonate_web import Gateway, Runtime, Settings
-from resonate_web.gateway import Request
-from resonate_web.runtime import EmbeddedConnection
+from resonate_web import Runtime, Settings
+from resonate_web._sdk import _EmbeddedConnection as EmbeddedConnection
+from resonate_web.gateway import Gateway, Request
 from tests.support.functions import build
 
 

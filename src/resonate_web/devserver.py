@@ -40,13 +40,14 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from resonate.connections.local import (
+from resonate.error import ServerError
+
+from resonate_web._sdk import (
     OutgoingMessage,
     ServerState,
     unwrap_request_envelope,
     wrap_response_envelope,
 )
-from resonate.error import ServerError
 
 logger = logging.getLogger("resonate_web.devserver")
 

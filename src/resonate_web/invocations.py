@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from resonate.types import PromiseRecord
 
+from resonate_web import _sdk
+
 Status = Literal["pending", "resolved", "rejected", "canceled", "timedout"]
 
 _STATES: dict[str, Status] = {
@@ -47,7 +49,7 @@ def error_of(value: Any) -> dict[str, str]:
     """``{"type", "message"}`` for a rejection value as the SDK stores it."""
     if isinstance(value, dict):
         message = value.get("message")
-        pickled = value.get("__py_pickle")
+        pickled = value.get(_sdk.PICKLE_KEY)
         type_name = exception_class_name(pickled) if isinstance(pickled, str) else None
         return {
             "type": type_name or "Error",
@@ -80,7 +82,7 @@ def status_of(record: PromiseRecord) -> Status:
 
 
 def is_external(record: PromiseRecord) -> bool:
-    return record.tags.get("resonate:external") == "true"
+    return record.tags.get(_sdk.EXTERNAL_TAG) == "true"
 
 
 def document(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from typing import Any
 from resonate.error import ConnectorError, ServerError
 from resonate.resonate import Resonate
 
+from resonate_web import _sdk
 from resonate_web.exposure import Functions, registrations
 from resonate_web.runtime import Runtime, Wrapper
 from resonate_web.settings import ConfigurationError, Settings
@@ -35,24 +35,6 @@ from resonate_web.settings import ConfigurationError, Settings
 logger = logging.getLogger("resonate_web.worker")
 
 _PROBE_ID = "resonate-web-worker-probe"
-
-
-def load_functions(spec: str) -> Functions:
-    """Import ``module[:attr]`` and return its :class:`Functions` (default attr: the only one)."""
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    if attr:
-        found = getattr(module, attr, None)
-        if not isinstance(found, Functions):
-            raise ConfigurationError(f"{spec}: {attr!r} is not a resonate_web.Functions")
-        return found
-    candidates = [v for v in vars(module).values() if isinstance(v, Functions)]
-    if len(candidates) != 1:
-        raise ConfigurationError(
-            f"{module_name}: found {len(candidates)} Functions objects; "
-            f"name one as {module_name}:ATTR"
-        )
-    return candidates[0]
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:
@@ -73,10 +55,10 @@ def configure_logging(level: int | str = logging.INFO) -> None:
 
 async def _wait_for_backend(client: Resonate, settings: Settings) -> None:
     """Return once the backend answers a request (the SDK retries while it is down)."""
-    probe = asyncio.ensure_future(client.promises.sender.promise_get(_PROBE_ID))
+    probe = asyncio.ensure_future(_sdk.read_promise(client, _PROBE_ID))
     done, _ = await asyncio.wait({probe}, timeout=settings.backend_timeout)
     if not done:
-        logger.warning("waiting for the Resonate backend at %s ...", _display(settings))
+        logger.warning("waiting for the Resonate backend at %s ...", settings.display_url)
     try:
         await probe
     except ServerError as exc:
@@ -87,44 +69,23 @@ async def _wait_for_backend(client: Resonate, settings: Settings) -> None:
         if settings.backend == "postgres":
             hint = " (is resonate-pg's schema, resonate.sql, applied to this database?)"
         raise ConfigurationError(
-            f"the backend at {_display(settings)} does not answer the Resonate protocol: "
+            f"the backend at {settings.display_url} does not answer the Resonate protocol: "
             f"{exc}{hint}"
         ) from None
-
-
-def _display(settings: Settings) -> str:
-    """The backend for a log line, without credentials."""
-    url = settings.url or "embedded"
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 async def drain(client: Resonate, grace: float, hurry: asyncio.Event | None = None) -> None:
     """Stop taking tasks, let running ones finish for ``grace`` s, release the rest.
 
-    Uses the SDK client's runtime state (resonate-sdk 0.8); the client itself is
-    stopped afterwards by the caller.
+    The client itself is stopped afterwards by the caller.
     """
-    runtime: Any = getattr(client, "_runtime", None)
-    if runtime is None:  # pragma: no cover - another SDK shape: its own stop() drains
-        return
-    runtime.stopping = True  # the SDK drops execute messages from now on
-    network = getattr(client, "_network", None)
-    for conn in list(getattr(client, "_connections", [])):
-        if conn is not network:  # stop listening, keep talking
-            try:
-                await conn.stop()
-            except Exception as exc:  # pragma: no cover - best effort
-                logger.warning("stopping a connection failed: %s", exc)
-
+    await _sdk.stop_listening(client)
     deadline = time.monotonic() + grace
     pending: set[asyncio.Task[Any]] = set()
     hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
     try:
         while True:
-            pending = {t for t in runtime.bg_tasks if not t.done()}
+            pending = _sdk.running_tasks(client)
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0 or hurried.done():
                 break
@@ -135,16 +96,14 @@ async def drain(client: Resonate, grace: float, hurry: asyncio.Event | None = No
     finally:
         hurried.cancel()
 
-    heartbeat: Any = getattr(client, "_heartbeat", None)
-    held: dict[str, int] = dict(getattr(heartbeat, "active_tasks", {}) or {})
+    held = _sdk.held_tasks(client)
     for task in pending:
         task.cancel()
     if pending:
         await asyncio.wait(pending, timeout=1.0)
-    sender: Any = getattr(client, "_sender", None)
     for task_id, version in held.items():
         try:
-            await asyncio.wait_for(sender.task_release(task_id, version), 2.0)
+            await asyncio.wait_for(_sdk.release_task(client, task_id, version), 2.0)
             logger.info("released task %s (version %d) to another worker", task_id, version)
         except Exception as exc:
             logger.warning(
@@ -187,9 +146,9 @@ async def serve(
         logger.info(
             "worker ready: group=%s pid=%s os_pid=%d backend=%s lease_ttl=%gs functions=%s",
             group,
-            getattr(client, "_pid", "?"),
+            _sdk.client_pid(client),
             os.getpid(),
-            _display(settings),
+            settings.display_url,
             settings.lease_ttl,
             ", ".join(names),
         )

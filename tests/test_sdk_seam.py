@@ -1,0 +1,239 @@
+"""Canaries for the one seam onto the SDK's internals (``resonate_web._sdk``).
+
+Each test exercises one function of the seam against the installed SDK, on a
+real embedded backend, and names that function in its failure: an SDK release
+that renames what the seam relies on fails here, not far away. The last test
+keeps every SDK-private name inside the seam.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import base64
+import json
+import pickle
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from resonate.context import Context
+from resonate.error import ServerError
+from resonate.resonate import Resonate
+from resonate.retry import Never
+
+from resonate_web import Functions, Settings, _sdk
+from resonate_web.runtime import Runtime
+
+PACKAGE = Path(_sdk.__file__).parent
+
+
+def _fail(name: str, exc: BaseException) -> None:
+    pytest.fail(f"resonate_web._sdk.{name} no longer works with this SDK: {exc!r}")
+
+
+async def approval(ctx: Context) -> object:
+    return await ctx.promise()
+
+
+def boom(ctx: Context) -> None:
+    raise ValueError("canary")
+
+
+async def steps(ctx: Context) -> bool:
+    await ctx.sleep(timedelta(milliseconds=10))
+    return _sdk.is_workflow(ctx)
+
+
+def leaf(ctx: Context) -> bool:
+    return _sdk.is_workflow(ctx)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Resonate]:
+    functions = Functions()
+    functions.expose(approval)
+    functions.expose(boom, retry_policy=Never())
+    functions.expose(steps)
+    functions.expose(leaf)
+    runtime = Runtime(Settings.load(environ={}), functions)
+    started = await runtime.start()
+    yield started
+    await runtime.stop()
+
+
+def uid() -> str:
+    return "seam-" + uuid.uuid4().hex[:10]
+
+
+def test_sdk_version_is_in_the_tested_range() -> None:
+    try:
+        assert _sdk.sdk_version_problem() is None, _sdk.sdk_version_problem()
+        assert _sdk.sdk_version_problem("0.8.1") is None
+        problem = _sdk.sdk_version_problem("0.9.0")
+    except Exception as exc:
+        _fail("sdk_version_problem", exc)
+    assert problem is not None and ">=0.8.1,<0.9" in problem and "0.9.0" in problem
+    assert _sdk.sdk_version_problem("0.8.0") is not None
+
+
+async def test_read_promise_and_decode_value(client: Resonate) -> None:
+    id = uid()
+    handle = client.run(id, "boom")
+    with pytest.raises(ValueError, match="canary"):
+        await asyncio.wait_for(handle.result(), 10)
+    try:
+        record = await _sdk.read_promise(client, id)
+        value = _sdk.decode_value(client, record.value)
+        param = _sdk.decode_value(client, record.param)
+    except Exception as exc:
+        _fail("read_promise / decode_value", exc)
+    assert record.state == "rejected"
+    assert param["func"] == "boom"
+    # The rejection as stored: a message and the pickled exception, never loaded here.
+    assert value["message"] == "canary"
+    pickled = base64.b64decode(value[_sdk.PICKLE_KEY])
+    assert b"ValueError" in pickled and isinstance(pickle.loads(pickled), ValueError)
+    with pytest.raises(ServerError) as missing:
+        await _sdk.read_promise(client, uid())
+    assert missing.value.code == 404
+
+
+async def test_settled_child_id_and_the_external_tag(client: Resonate) -> None:
+    id = uid()
+    handle = client.run(id, "approval")
+    child = _sdk.child_id(id, 1)
+    for _ in range(200):
+        try:
+            record = await _sdk.read_promise(client, child)
+            break
+        except ServerError:
+            await asyncio.sleep(0.02)
+    else:
+        _fail("child_id", AssertionError(f"no promise {child!r}: the child id format changed"))
+    assert record.tags.get(_sdk.EXTERNAL_TAG) == "true", f"EXTERNAL_TAG: {record.tags}"
+    await client.promises.resolve(child, _value({"ok": True}))
+    try:
+        result = await asyncio.wait_for(_sdk.settled(handle), 10)
+    except Exception as exc:
+        _fail("settled", exc)
+    assert result.state == "resolved"
+    assert _sdk.decode_value(client, result.value) == {"ok": True}
+
+
+def _value(data: object) -> object:
+    from resonate.types import Value
+
+    return Value(data=data)
+
+
+async def test_is_workflow(client: Resonate) -> None:
+    try:
+        assert await asyncio.wait_for(client.run(uid(), "leaf").result(), 10) is False
+        assert await asyncio.wait_for(client.run(uid(), "steps").result(), 10) is True
+    except AssertionError:
+        raise
+    except Exception as exc:
+        _fail("is_workflow", exc)
+
+
+async def test_client_pid_and_the_drain_functions(client: Resonate) -> None:
+    try:
+        assert len(_sdk.client_pid(client)) >= 8
+        assert isinstance(_sdk.running_tasks(client), set)
+        assert _sdk.held_tasks(client) == {}
+        await _sdk.stop_listening(client)
+    except Exception as exc:
+        _fail("client_pid / running_tasks / held_tasks / stop_listening", exc)
+
+
+async def test_release_task_reaches_the_backend(client: Resonate) -> None:
+    with pytest.raises(ServerError):  # no such task: the backend says so
+        await _sdk.release_task(client, "no-such-task", 1)
+
+
+def test_embedded_connection_routes_by_address() -> None:
+    try:
+        conn = _sdk.embedded_connection(pid="p1", group="g1")
+        own = conn.resolve_target("g1")
+        messages = [
+            _sdk.OutgoingMessage(address=own, message={}),
+            _sdk.OutgoingMessage(address=conn.resolve_target("other"), message={}),
+        ]
+        kept = _sdk._addressed_to(messages, own)
+    except Exception as exc:
+        _fail("embedded_connection", exc)
+    assert [m.address for m in kept] == [own]
+
+
+def test_server_state_and_envelopes() -> None:
+    try:
+        state = _sdk.ServerState()
+        flat = _sdk.unwrap_request_envelope(
+            {
+                "kind": "promise.get",
+                "corrId": "c1",
+                "head": {},
+                "data": {"id": "nope"},
+            }
+        )
+        assert isinstance(_sdk.wrap_response_envelope({"kind": "x"}), dict)
+        assert isinstance(state.outgoing, list) and isinstance(state.tasks, dict)
+    except Exception as exc:
+        _fail("ServerState / unwrap_request_envelope / wrap_response_envelope", exc)
+    assert json.dumps(flat)
+
+
+def _sdk_private_names() -> set[str]:
+    """Every underscore name the installed SDK defines or reads (``_sub``, ``_runtime``...)."""
+    import resonate
+
+    names: set[str] = set()
+    for path in Path(resonate.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = None
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = node.name
+            elif isinstance(node, ast.Attribute):
+                name = node.attr
+            if name and name.startswith("_") and not name.startswith("__"):
+                names.add(name)
+    return names
+
+
+def _private_sdk_uses(path: Path, private: set[str]) -> list[str]:
+    """SDK-private attributes read off anything but ``self``/``cls``, private SDK
+    imports, and imports of the SDK's in-process server module."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("resonate."):
+            assert node.module is not None
+            found += [
+                f"{path.name}:{node.lineno} from {node.module} import {alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_")
+            ]
+            if node.module.startswith("resonate.connections.local"):
+                found.append(f"{path.name}:{node.lineno} from {node.module}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in private
+            and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+        ):
+            found.append(f"{path.name}:{node.lineno} .{node.attr}")
+    return found
+
+
+def test_no_sdk_private_name_outside_the_seam() -> None:
+    private = _sdk_private_names()
+    assert {"_sub", "_runtime", "_pid", "_dispatch_messages"} <= private  # the scan sees them
+    offenders = [
+        use
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "_sdk.py"
+        for use in _private_sdk_uses(path, private)
+    ]
+    assert offenders == [], "SDK internals outside resonate_web/_sdk.py: " + ", ".join(offenders)
