@@ -31,7 +31,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resonate_web import Settings, build_client  # noqa: E402
+from resonate_web import Settings  # noqa: E402
+from resonate_web.runtime import build_client  # noqa: E402
 from tests.support import procs  # noqa: E402
 
 

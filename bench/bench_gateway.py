@@ -32,9 +32,9 @@ from fastapi import FastAPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.gateway_worker.functions import functions
-from resonate_web import Gateway, Runtime, Settings
+from resonate_web import Runtime, Settings
 from resonate_web.fastapi import ResonateRouter
-from resonate_web.gateway import Request
+from resonate_web.gateway import Gateway, Request
 
 BODY = json.dumps({"args": [1, 2]}).encode()
 HEADERS = {"content-type": "application/json"}

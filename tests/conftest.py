@@ -1,24 +1,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.support.adapters import ADAPTERS
+#: Modules whose every test starts real processes (marked ``multiprocess``).
+MULTIPROCESS_MODULES = {
+    "test_devserver",
+    "test_distributed",
+    "test_distributed_example",
+    "test_django_worker",
+    "test_examples",
+    "test_flask_server",
+    "test_real_servers",
+    "test_worker",
+}
 
 
-@pytest.fixture(params=sorted(ADAPTERS))
-def adapter(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def client(adapter: str) -> Iterator[httpx.Client]:
-    """A live app of each adapter (in process), on the embedded backend."""
-    with ADAPTERS[adapter]() as c:
-        yield c
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in MULTIPROCESS_MODULES or "-gunicorn" in item.name or "-uvicorn" in item.name:
+            item.add_marker(pytest.mark.multiprocess)
 
 
 @pytest.fixture

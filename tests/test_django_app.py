@@ -150,7 +150,7 @@ def test_check_dispatch_without_a_valid_target() -> None:
 
 def test_check_prefix_that_collides() -> None:
     found = ids(ROOT_URLCONF="tests.support.django_shadow_urls", RESONATE=resonate(URL="http://h"))
-    assert found == ["resonate_web.E005"] * 5
+    assert found == ["resonate_web.E005"] * 6
 
 
 def test_check_prefix_setting_that_disagrees_with_the_urlconf() -> None:

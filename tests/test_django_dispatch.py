@@ -115,8 +115,9 @@ def test_bad_calls_fail_at_once_even_inside_a_transaction(http: httpx.Client, ke
         assert info.value.slug == "invalid-arguments"
         with pytest.raises(Problem, match="id must be"):
             dispatch("add", 1, 2, id="a..b")
-        with pytest.raises(LookupError):
+        with pytest.raises(Problem) as unknown:
             dispatch("nope")
+        assert unknown.value.slug == "unknown-function"
     assert status(http, key).status_code == 404
 
 

@@ -3,9 +3,11 @@ the README's requests: what `make demo` serves, and its Flask and Django twins."
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -17,13 +19,16 @@ from tests.support import procs
 EXAMPLE = procs.ROOT / "examples" / "gateway_worker"
 DJANGO = {"DJANGO_SETTINGS_MODULE": "django_project.settings"}
 
-EXAMPLES: dict[str, Callable[[], AbstractContextManager[str]]] = {
-    "fastapi-uvicorn": lambda: procs.uvicorn("gateway_fastapi:app", cwd=EXAMPLE),
-    "flask-gunicorn": lambda: procs.gunicorn("gateway_flask:app", cwd=EXAMPLE),
-    "django-uvicorn": lambda: procs.uvicorn(
-        "django_project.asgi:application", env=DJANGO, cwd=EXAMPLE
+Env = dict[str, str]
+EXAMPLES: dict[str, Callable[..., AbstractContextManager[str]]] = {
+    "fastapi-uvicorn": lambda env=None: procs.uvicorn("gateway_fastapi:app", env=env, cwd=EXAMPLE),
+    "flask-gunicorn": lambda env=None: procs.gunicorn("gateway_flask:app", env=env, cwd=EXAMPLE),
+    "django-uvicorn": lambda env=None: procs.uvicorn(
+        "django_project.asgi:application", env={**DJANGO, **(env or {})}, cwd=EXAMPLE
     ),
-    "django-gunicorn": lambda: procs.gunicorn("django_project.wsgi", env=DJANGO, cwd=EXAMPLE),
+    "django-gunicorn": lambda env=None: procs.gunicorn(
+        "django_project.wsgi", env={**DJANGO, **(env or {})}, cwd=EXAMPLE
+    ),
 }
 
 
@@ -53,3 +58,26 @@ def test_the_django_example_passes_its_system_checks() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "no issues" in out.stdout
+
+
+@pytest.mark.parametrize("example", ["django-gunicorn", "fastapi-uvicorn", "flask-gunicorn"])
+def test_a_handler_s_client_dispatches_to_a_worker_when_a_backend_is_set(example: str) -> None:
+    """With RESONATE_URL set, ``/hello/ada`` (the example's own handler, using the injected
+    client) starts ``add`` on the workers' group, as the route would: with no worker it
+    waits, pending; a worker that joins runs it."""
+    with (
+        procs.dev_server() as url,
+        EXAMPLES[example]({"RESONATE_URL": url}) as base,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        hello = pool.submit(httpx.get, f"{base}/hello/ada", timeout=60)
+        status = f"{base}/resonate/invocations/hello-ada"
+        while httpx.get(status, timeout=30).status_code == 404:
+            time.sleep(0.05)
+        assert httpx.get(status, timeout=30).json()["status"] == "pending"
+        assert not hello.done()  # nobody of the workers' group is there yet
+        worker = procs.start_worker("examples.gateway_worker.functions", url)
+        try:
+            assert hello.result().json() == {"id": "hello-ada", "result": 4}
+        finally:
+            procs.stop(worker)

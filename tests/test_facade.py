@@ -18,9 +18,10 @@ from resonate.context import Context
 from resonate.retry import Never
 
 from examples.gateway_worker import functions as example
-from resonate_web import ConfigurationError, Functions, Portal, Runtime, Settings
-from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.gateway import Gateway, Request, handle_sync
+from resonate_web import ConfigurationError, Functions, Portal, Problem, Runtime, Settings
+from resonate_web._adapter import serve_sync
+from resonate_web.facade import AsyncClient, SyncClient, host
+from resonate_web.gateway import ROUTES, Gateway, Request
 from resonate_web.runtime import within
 from tests.support.functions import build
 from tests.support.procs import free_port
@@ -53,9 +54,14 @@ async def awhere(ctx: Context, tag: str) -> str:
     return f"{CURRENT.get()}:{tag}"
 
 
-def blocking(ctx: Context) -> int:
-    """Calls the sync facade from inside a durable function (on the portal loop)."""
+async def blocking(ctx: Context) -> int:
+    """Calls the sync client from inside an async durable function (on the portal loop)."""
     return int(CLIENTS[0].run("inner-" + uuid.uuid4().hex, "add", 1, 1).result(timeout=5))
+
+
+def nested(ctx: Context) -> int:
+    """Calls the sync client from a sync durable function: it runs in a thread, so it may."""
+    return int(CLIENTS[0].run("inner-" + uuid.uuid4().hex, "add", 2, 2).result(timeout=5))
 
 
 CLIENTS: list[SyncClient] = []
@@ -71,6 +77,7 @@ def portal() -> Iterator[Portal]:
     functions.expose(where)
     functions.expose(awhere)
     functions.expose(blocking, retry_policy=Never())
+    functions.expose(nested, retry_policy=Never())
     runtime = Runtime(Settings.load(environ={}), functions, wrap=within(lambda: entered("in")))
     portal = Portal(runtime)
     yield portal
@@ -81,9 +88,11 @@ def test_run_by_name_or_by_exposed_function(portal: Portal) -> None:
     client = SyncClient(portal)
     id = uid()
     handle = client.run(id, "add", 2, 3)
-    assert handle.id() == id
+    assert handle.id == id
     assert handle.result(timeout=10) == 5
     assert handle.done()
+    assert handle.status()["status"] == "resolved"
+    assert client.status(id)["result"] == 5
     assert client.run(uid(), example.add, 20, 22).result(timeout=10) == 42
     assert client.get(id).result(timeout=10) == 5
 
@@ -109,9 +118,8 @@ def test_async_client_from_fresh_loops(portal: Portal) -> None:
 
     async def once(n: int) -> int:
         handle = await client.run(uid(), "add", n, n)
-        assert await handle.id()
-        async with asyncio.timeout(10):
-            return int(await handle.result())
+        assert handle.id
+        return int(await handle.result(timeout=10))
 
     assert [asyncio.run(once(n)) for n in range(3)] == [0, 2, 4]
 
@@ -123,26 +131,39 @@ def test_promises_settle_an_approval(portal: Portal) -> None:
     deadline = time.monotonic() + 10
     while True:
         with contextlib.suppress(Exception):
-            if client.promises.get(f"{id}:1").state == "pending":
+            if client.promises.get(f"{id}:1")["status"] == "pending":
                 break
         assert time.monotonic() < deadline
         time.sleep(0.05)
     record = client.promises.resolve(f"{id}:1", {"ok": True})
-    assert record.state == "resolved"
+    assert record == {"id": f"{id}:1", "status": "resolved", "value": {"ok": True}}
+    # The same settle again is idempotent on the backend; another one conflicts.
+    with pytest.raises(Problem, match="already settled"):
+        client.promises.reject(f"{id}:1", "no")
     assert handle.result(timeout=10) == {"ok": True}
 
 
-def test_rpc_and_schedule_dispatch_to_the_function_target(portal: Portal) -> None:
-    """The exposure's target, else the settings' target group, unless options say otherwise."""
+def test_run_follows_the_exposure_and_binds_like_the_route(portal: Portal) -> None:
     client = SyncClient(portal)
-
-    async def target(client: SyncClient, func: Any) -> Any:
-        return client._prepare(func, dispatch=True)[0].opts.target
-
-    assert portal.call(target(client, "remote_raw")) == "nobody"
-    assert portal.call(target(client, "add")) == "workers"
-    assert portal.call(target(client, "not_exposed")) == "workers"
-    assert portal.call(target(client.options(target="elsewhere"), "remote_raw")) == "elsewhere"
+    # A dispatch-only function goes to its target group (nobody serves it here).
+    remote = client.run(uid(), "remote_add", 1, 2)
+    assert remote.status()["status"] == "pending"
+    with pytest.raises(Problem) as bad:
+        client.run(uid(), "add", "1", 2)
+    assert bad.value.slug == "invalid-arguments"
+    with pytest.raises(Problem) as unknown:
+        client.run(uid(), "not_exposed")
+    assert unknown.value.slug == "unknown-function"
+    id = uid()
+    assert client.run(id, "add", 1, 2).result(timeout=10) == 3
+    # Same id, same call (spelled by keyword): a replay; another call: refused.
+    assert client.run(id, "add", a=1, b=2).result(timeout=10) == 3
+    with pytest.raises(Problem) as reused:
+        client.run(id, "add", 2, 2)
+    assert reused.value.slug == "idempotency-key-reused"
+    with pytest.raises(Problem) as missing:
+        client.status(uid())
+    assert missing.value.slug == "not-found"
 
 
 def test_schedule_and_unschedule(portal: Portal) -> None:
@@ -176,16 +197,19 @@ def test_a_blocking_call_from_inside_a_durable_function_fails_instead_of_deadloc
     CLIENTS[:] = [client]
     with pytest.raises(RuntimeError, match="deadlock"):
         client.run(uid(), "blocking").result(timeout=10)
+    # A sync function runs in a thread of its own, so the sync client works there.
+    assert client.run(uid(), "nested").result(timeout=10) == 4
 
 
 def test_multiprocess_server_on_the_embedded_backend_is_refused(portal: Portal) -> None:
     portal.check_server(multiprocess=False)
     assert SyncClient(portal).run(uid(), "ping").result(timeout=10) == "pong"
-    gateway = Gateway(portal.runtime)
+    hosted = host(portal.runtime.settings, portal.runtime.functions)
+    object.__setattr__(hosted, "portal", portal)
+    object.__setattr__(hosted, "gateway", Gateway(portal.runtime))
     request = Request(method="GET", prefix="/resonate")
-    response = handle_sync(
-        portal, gateway, "health", request, "/resonate/health", multiprocess=True
-    )
+    health = next(r for r in ROUTES if r.name == "health")
+    response = serve_sync(hosted, health, request, "/resonate/health", multiprocess=True)
     assert response.status == 503
     assert response.body["type"] == "urn:resonate-web:problem:backend-unavailable"
     assert "RESONATE_URL" in response.body["detail"]

@@ -40,8 +40,8 @@ def test_dependency_hands_handlers_the_started_client() -> None:
 
     @app.post("/orders/{n}")
     async def order(n: int, resonate: ResonateDep) -> dict[str, object]:
-        handle = resonate.run(f"order-{n}", "add", n, n)
-        return {"result": await handle.result()}
+        handle = await resonate.run(f"order-{n}", "add", n, n)
+        return {"result": await handle.result(timeout=10)}
 
     with TestClient(app) as client:
         assert client.post("/orders/21").json() == {"result": 42}
@@ -63,16 +63,34 @@ def test_dependency_without_the_router_says_what_to_do() -> None:
         client.get("/x")
 
 
-def test_openapi_documents_models_and_problems() -> None:
+def test_openapi_has_an_operation_per_function_typed_by_its_signature() -> None:
     app = FastAPI()
     app.include_router(ResonateRouter(build()))
-    spec = app.openapi()
-    start = spec["paths"]["/resonate/functions/{name}"]["post"]
-    assert {"202", "200", "400", "404", "413", "415", "422", "503"} <= set(start["responses"])
-    assert "application/problem+json" in start["responses"]["422"]["content"]
-    assert "application/json" in start["requestBody"]["content"]
-    assert any(p["name"] == "Idempotency-Key" for p in start["parameters"])
-    events = spec["paths"]["/resonate/invocations/{id}/events"]["get"]
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert "/resonate/functions/{name}" not in paths
+    add = paths["/resonate/functions/add"]["post"]
+    body = add["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert body["kwargs"]["properties"]["a"]["type"] == "integer"
+    assert body["kwargs"]["properties"]["b"]["type"] == "integer"
+    assert [item["type"] for item in body["args"]["prefixItems"]] == ["integer", "integer"]
+    assert add["description"].startswith("Add two integers")  # the docstring
+    wait = next(p for p in add["parameters"] if p["name"] == "wait")
+    assert wait["schema"]["type"] == "number"
+    assert set(add["responses"]) == {"200", "202", "400", "413", "415", "422", "503"}
+    for code in ("400", "413", "415", "422", "503"):
+        content = add["responses"][code]["content"]
+        assert list(content) == ["application/problem+json"]
+        assert content["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/ProblemDetails"
+        }
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for operations in paths.values():
+        for operation in operations.values():
+            starts = operation["operationId"].startswith("resonate_start_")
+            assert ("422" in operation["responses"]) == starts
+    events = paths["/resonate/invocations/{id}/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert "StatusDocument" in spec["components"]["schemas"]
 

@@ -149,13 +149,28 @@ def test_bad_configuration_is_reported_by_the_core_parser(resonate: Resonate) ->
         Resonate(functions=build(), prefix="jobs")
 
 
+def test_a_problem_raised_in_a_view_answers_as_problem_json(resonate: Resonate) -> None:
+    app = make_app(resonate)
+
+    @app.post("/bad")
+    def bad() -> object:
+        return jsonify(id=resonate.client.run(None, "add", "x", 1).id)
+
+    with app.test_client() as client:
+        response = client.post("/bad")
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "urn:resonate-web:problem:invalid-arguments"
+    assert response.json["instance"] == "/bad"
+
+
 def test_sync_client_in_ordinary_views(resonate: Resonate) -> None:
     app = make_app(resonate, GREETING="Hey")
 
     @app.post("/orders/<int:n>")
     def order(n: int) -> object:
         handle = resonate.client.run(f"order-{n}", "add", n, n)
-        return jsonify(id=handle.id(), result=handle.result(timeout=5), done=handle.done())
+        return jsonify(id=handle.id, result=handle.result(timeout=5), done=handle.done())
 
     @app.get("/orders/<int:n>")
     def order_status(n: int) -> object:
@@ -178,7 +193,7 @@ def test_async_client_in_async_views(resonate: Resonate) -> None:
     @app.post("/async/<name>")
     async def hello(name: str) -> object:
         handle = await resonate.async_client.run(f"hello-{name}", "agreeting", name)
-        return jsonify(id=await handle.id(), result=await handle.result())
+        return jsonify(id=handle.id, result=await handle.result(timeout=10))
 
     with app.test_client() as client:
         # Each request runs on its own event loop; the client lives on none of them.
@@ -236,7 +251,7 @@ def test_multiprocess_server_on_the_embedded_backend_fails_loudly(resonate: Reso
 
     @app.get("/mine")
     def mine() -> object:
-        return jsonify(id=resonate.client.run(uid(), "ping").id())
+        return jsonify(id=resonate.client.run(uid(), "ping").id)
 
     multi = {"multiprocess": True}
     with app.test_client() as client:

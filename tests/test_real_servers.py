@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,10 +39,8 @@ def test_one_settle_releases_every_waiter(base: str) -> None:
         results = list(pool.map(lambda _: wait(), range(6)))
     finished = [t for t, _ in results]
     assert all(doc["status"] == "resolved" and doc["result"] == "together" for _, doc in results)
-    # Released by the settle (about 1.5 s in), not by the 25 s wait running out,
-    # and all together rather than one after another.
+    # Released by the settle (about 1.5 s in), not by the 25 s wait running out.
     assert max(finished) - began < 12
-    assert max(finished) - min(finished) < 1.5
 
 
 def test_two_long_polls_do_not_block_each_other(base: str) -> None:
@@ -53,14 +52,11 @@ def test_two_long_polls_do_not_block_each_other(base: str) -> None:
             httpx.get, f"{base}{P}/invocations/{stuck}", params={"wait": 5}, timeout=30
         )
         time.sleep(0.2)
-        began = time.monotonic()
         doc = httpx.get(f"{base}{P}/invocations/{quick}", params={"wait": 20}, timeout=30).json()
-        elapsed = time.monotonic() - began
         still_held = not held.done()  # the quick poll came back while the other was held
         assert held.result().json()["status"] == "pending"
     assert doc["status"] == "resolved" and doc["result"] == "quick"
     assert still_held
-    assert elapsed < 4
 
 
 def test_a_start_is_not_held_up_by_a_long_poll(base: str) -> None:
@@ -71,12 +67,11 @@ def test_a_start_is_not_held_up_by_a_long_poll(base: str) -> None:
             httpx.get, f"{base}{P}/invocations/{stuck}", params={"wait": 4}, timeout=30
         )
         time.sleep(0.2)
-        began = time.monotonic()
         doc = start(base, "add", [20, 22], new_id("q"), wait=10).json()
-        quick_elapsed = time.monotonic() - began
+        still_blocked = not blocked.done()  # the start finished while the poll was held
         assert blocked.result().json()["status"] == "pending"
     assert doc["result"] == 42
-    assert quick_elapsed < 3
+    assert still_blocked
 
 
 def test_sse_streams_pending_then_settled(base: str) -> None:
@@ -112,6 +107,21 @@ def test_clients_that_leave_event_streams_free_the_server(kind: str) -> None:
             with httpx.stream("GET", f"{own}{P}/invocations/{id}/events", timeout=10) as response:
                 assert next(response.iter_text()).startswith("event: status")
         assert httpx.get(f"{own}{P}/health", timeout=10).status_code == 200
+
+
+def test_a_sync_function_never_blocks_the_server(base: str, tmp_path: Path) -> None:
+    """While a ``def`` function blocks, the server answers other requests: it runs in
+    a thread, not on the loop that serves (or on the portal's loop)."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    id = new_id("hold")
+    assert start(base, "hold", [str(started), str(release)], id).status_code == 202
+    while not started.exists():  # the function is running and blocks from now on
+        time.sleep(0.02)
+    assert httpx.get(f"{base}{P}/health", timeout=30).status_code == 200
+    assert httpx.get(f"{base}{P}/invocations/{id}", timeout=30).json()["status"] == "pending"
+    release.touch()
+    doc = httpx.get(f"{base}{P}/invocations/{id}", params={"wait": 20}, timeout=30).json()
+    assert doc["status"] == "resolved" and doc["result"] == "released"
 
 
 def test_timedout_long_poll_answers_promptly(base: str) -> None:

@@ -139,7 +139,7 @@ def test_a_worker_on_a_database_without_the_schema_exits_with_a_clear_error(
     assert out.returncode == 2, out.stderr
     assert 'schema "resonate" does not exist' in out.stderr
     assert "resonate.sql" in out.stderr
-    assert "postgresql://***@127.0.0.1" in out.stderr  # credentials are not logged
+    assert "postgresql://app@127.0.0.1" in out.stderr  # the user, never a password
 
 
 async def test_the_gateway_reports_a_database_without_the_schema_as_unavailable(

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from resonate_web.exposure import load_functions
 from resonate_web.settings import ConfigurationError
-from resonate_web.worker import load_functions
 from tests.support import procs
 
 APP = "tests.test_distributed_app"

@@ -17,6 +17,10 @@ app.include_router(ResonateRouter(functions))
 
 @app.get("/hello/{name}")
 async def hello(name: str, resonate: ResonateDep) -> dict[str, object]:
-    """A handler of your own, starting a durable function through the injected client."""
-    handle = resonate.run(f"hello-{name}", "add", len(name), 1)
-    return {"id": await handle.id(), "result": await handle.result()}
+    """A handler of your own, starting a durable function through the injected client.
+
+    It starts ``add`` exactly as ``POST /resonate/functions/add`` would: inline on the
+    embedded backend, on a worker when ``RESONATE_URL`` is set.
+    """
+    handle = await resonate.run(f"hello-{name}", "add", len(name), 1)
+    return {"id": handle.id, "result": await handle.result(timeout=30)}

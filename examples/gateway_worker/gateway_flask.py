@@ -28,7 +28,7 @@ def create_app() -> Flask:
     def hello(name: str) -> dict[str, object]:
         """A view of your own, starting a durable function through the client."""
         handle = resonate.client.run(f"hello-{name}", "add", len(name), 1)
-        return {"id": handle.id(), "result": handle.result(timeout=30)}
+        return {"id": handle.id, "result": handle.result(timeout=30)}
 
     return app
 

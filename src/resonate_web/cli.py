@@ -109,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from resonate_web.worker import load_functions, run_worker
+    from resonate_web.exposure import load_functions
+    from resonate_web.worker import run_worker
 
     # Like other runners, import the application from the working directory.
     if os.getcwd() not in sys.path and "" not in sys.path:

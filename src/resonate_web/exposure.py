@@ -11,49 +11,153 @@ from __future__ import annotations
 
 import builtins
 import functools
+import importlib
 import inspect
 import json
+import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import msgspec
 import pydantic
-from resonate.retry import RetryPolicy
+import pydantic_core
+from resonate.context import Context
+from resonate.retry import Exponential, RetryPolicy
 
 from resonate_web.problems import Problem
-from resonate_web.settings import Settings
+from resonate_web.settings import ConfigurationError, Settings
+
+logger = logging.getLogger("resonate_web")
+
+#: The SDK's own default retry policy (resonate-sdk 0.8): 30 retries, the delay
+#: doubling from 1 s without a cap, so a function that keeps failing stays
+#: ``pending`` for a very long time. resonate-web passes it to the SDK
+#: explicitly, so what ``GET /functions`` shows is what runs.
+SDK_DEFAULT_RETRY_POLICY: RetryPolicy = Exponential(
+    delay=1, max_delay=(1 << 63) - 1, factor=2, max_retries=30
+)
+
+#: Exposed names live in URLs and ids: the id alphabet, without ``..``.
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~-]{0,127}")
+#: Names a first parameter without a type hint may have to count as the Context.
+_CONTEXT_NAMES = {"ctx", "context", "_ctx", "_context", "_"}
+
+
+class _Unresolved:
+    """Marks an annotation that could not be evaluated (it validates as ``Any``)."""
+
 
 Mode = Literal["inline", "dispatch"]
 DurableFn = Callable[..., Any]
 SignatureSource = Callable[..., Any] | type[pydantic.BaseModel]
 
 
-def _resolve(annotation: Any, globalns: dict[str, Any]) -> Any:
-    if annotation is inspect.Parameter.empty:
-        return Any
+def _evaluate(annotation: Any, globalns: dict[str, Any]) -> Any:
+    """``annotation`` evaluated in ``globalns``; :class:`_Unresolved` if that fails."""
     if isinstance(annotation, str):
         try:
             return eval(annotation, globalns, vars(builtins))  # noqa: S307 - annotations only
         except Exception:
-            return Any
+            return _Unresolved
     return annotation
 
 
-def _user_signature(fn: Callable[..., Any]) -> inspect.Signature:
-    """The signature of ``fn`` without its leading ``ctx``, annotations resolved."""
+def resolve_annotation(annotation: Any, globalns: dict[str, Any]) -> Any:
+    """An annotation as the SDK and pydantic should see it (``Any`` when absent or
+    unresolvable, e.g. a name imported only under ``TYPE_CHECKING``)."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    value = _evaluate(annotation, globalns)
+    return Any if value is _Unresolved else value
+
+
+def resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s whole signature with its annotations evaluated in ``fn``'s module.
+
+    Wrappers carry it (``__signature__``) so the SDK binds and coerces arguments
+    exactly as for the unwrapped function.
+    """
+    globalns = getattr(inspect.unwrap(fn), "__globals__", {})
     sig = inspect.signature(fn)
-    params = list(sig.parameters.values())
-    if not params or params[0].kind not in (
+    return sig.replace(
+        parameters=[
+            p.replace(annotation=resolve_annotation(p.annotation, globalns))
+            for p in sig.parameters.values()
+        ],
+        return_annotation=resolve_annotation(sig.return_annotation, globalns),
+    )
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{getattr(fn, '__qualname__', repr(fn))}{where}"
+
+
+def _is_context(param: inspect.Parameter, globalns: dict[str, Any]) -> bool:
+    if param.kind not in (
         inspect.Parameter.POSITIONAL_ONLY,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     ):
-        raise TypeError(f"{fn!r}: a durable function takes a Context as its first argument")
+        return False
+    if param.annotation is inspect.Parameter.empty:
+        return param.name in _CONTEXT_NAMES
+    annotation = _evaluate(param.annotation, globalns)
+    if annotation is _Unresolved or isinstance(annotation, str):
+        # ``ctx: "Context"`` with Context imported only for type checking.
+        return str(param.annotation).strip("'\"").rsplit(".", 1)[-1] == "Context"
+    return isinstance(annotation, type) and issubclass(annotation, Context)
+
+
+def _user_signature(fn: Callable[..., Any], name: str) -> inspect.Signature:
+    """The signature of ``fn`` without its leading ``ctx``, annotations resolved.
+
+    Refuses a function whose first parameter is not the Context (``ctx`` or
+    annotated ``Context``): the SDK would pass the Context in its place. Warns
+    about each parameter that validates as ``Any`` (no type hint, or one that
+    does not resolve at run time).
+    """
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
     globalns = getattr(inspect.unwrap(fn), "__globals__", {})
+    if not params or not _is_context(params[0], globalns):
+        first = f"its first parameter is {params[0].name!r}" if params else "it takes none"
+        raise TypeError(
+            f"{name!r}: a durable function takes the Context first "
+            f"(def {name}(ctx: Context, ...)), but {first}: {_describe(fn)}"
+        )
+    loose = [
+        p.name
+        for p in params[1:]
+        if p.annotation is inspect.Parameter.empty
+        or _evaluate(p.annotation, globalns) is _Unresolved
+    ]
+    if loose:
+        logger.warning(
+            "resonate-web: %s: parameter(s) %s have no type hint that resolves at run time "
+            "(none, or imported only under TYPE_CHECKING): they accept any JSON value",
+            name,
+            ", ".join(map(repr, loose)),
+        )
     return sig.replace(
-        parameters=[p.replace(annotation=_resolve(p.annotation, globalns)) for p in params[1:]],
-        return_annotation=_resolve(sig.return_annotation, globalns),
+        parameters=[
+            p.replace(annotation=resolve_annotation(p.annotation, globalns)) for p in params[1:]
+        ],
+        return_annotation=resolve_annotation(sig.return_annotation, globalns),
     )
+
+
+def describe_retry_policy(policy: RetryPolicy) -> dict[str, Any]:
+    """A retry policy as JSON: ``{"kind": "exponential", "max_retries": 30, ...}``."""
+    described: dict[str, Any] = {"kind": type(policy).__name__.lower()}
+    if isinstance(policy, msgspec.Struct):
+        for key, value in msgspec.structs.asdict(policy).items():
+            # The SDK's "no cap" is the largest 64-bit integer: say null instead.
+            described[key] = None if isinstance(value, int) and value >= 1 << 53 else value
+    return described
 
 
 def _model_signature(model: type[pydantic.BaseModel]) -> inspect.Signature:
@@ -110,7 +214,12 @@ class Binder:
             raise Problem("invalid-arguments", f"{self.name}: {exc}") from None
         bound.apply_defaults()
         try:
-            validated = self.model.model_validate_json(json.dumps(bound.arguments), strict=True)
+            # Python callers may pass models or dataclasses: sent as their JSON.
+            payload = json.dumps(bound.arguments, default=pydantic_core.to_jsonable_python)
+        except (TypeError, ValueError) as exc:
+            raise Problem("invalid-arguments", f"{self.name}: {exc}") from None
+        try:
+            validated = self.model.model_validate_json(payload, strict=True)
         except pydantic.ValidationError as exc:
             errors = [
                 {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
@@ -151,6 +260,8 @@ class Exposure:
     retry_policy: RetryPolicy | None = None
     timeout: timedelta | None = None
     binder: Binder | None = None
+    description: str | None = None
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,14 +275,25 @@ class Exposed:
     fn: DurableFn | None
     timeout: timedelta | None
     binder: Binder | None
+    retry_policy: RetryPolicy | None = None
+    description: str | None = None
 
     def describe(self) -> dict[str, Any]:
+        policy = self.retry_policy
         return {
             "name": self.name,
             "version": self.version,
             "mode": self.mode,
             "target": self.target,
+            "description": self.description,
             "parameters": self.binder.json_schema() if self.binder else None,
+            # Dispatched functions retry as their worker registered them.
+            # Without the code here (expose_remote), the worker's registration decides.
+            "retry_policy": (
+                describe_retry_policy(policy or SDK_DEFAULT_RETRY_POLICY)
+                if self.fn is not None
+                else None
+            ),
         }
 
     def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -191,6 +313,8 @@ class Functions:
     """
 
     _by_name: dict[str, Exposure] = field(default_factory=dict)
+    #: Bumped by every change, so a running gateway serves what is exposed later.
+    revision: int = 0
 
     def expose[F: DurableFn](
         self,
@@ -215,6 +339,7 @@ class Functions:
                 timeout=timeout,
             )
         exposed_name: str = name or str(getattr(fn, "__name__", ""))
+        _check_name(exposed_name)
         self._add(
             Exposure(
                 name=exposed_name,
@@ -224,7 +349,9 @@ class Functions:
                 fn=fn,
                 retry_policy=retry_policy,
                 timeout=timeout,
-                binder=Binder(exposed_name, _user_signature(fn)),
+                binder=Binder(exposed_name, _user_signature(fn, exposed_name)),
+                description=inspect.getdoc(fn),
+                origin=_describe(fn),
             )
         )
         return fn
@@ -237,18 +364,24 @@ class Functions:
         version: int = 1,
         signature: SignatureSource | None = None,
         timeout: timedelta | None = None,
+        description: str | None = None,
     ) -> None:
         """Expose a function that only workers have: dispatched by name.
 
         ``signature`` is a stub with the worker function's parameters
         (``def charge(ctx, order_id: str, cents: int): ...``) or a pydantic model
         of its keyword arguments; without one, arguments are passed as sent.
+        ``description`` defaults to the stub's docstring.
         """
+        _check_name(name)
         binder = None
         if isinstance(signature, type) and issubclass(signature, pydantic.BaseModel):
             binder = Binder(name, _model_signature(signature))
         elif signature is not None:
-            binder = Binder(name, _user_signature(signature))
+            binder = Binder(name, _user_signature(signature, name))
+        if description is None and signature is not None:
+            description = inspect.getdoc(signature)
+        caller = inspect.stack(0)[1]
         self._add(
             Exposure(
                 name=name,
@@ -257,6 +390,8 @@ class Functions:
                 target=target,
                 timeout=timeout,
                 binder=binder,
+                description=description,
+                origin=f"expose_remote({name!r}) ({caller.filename}:{caller.lineno})",
             )
         )
 
@@ -266,13 +401,16 @@ class Functions:
             self._add(exposure)
 
     def _add(self, exposure: Exposure) -> None:
-        if not exposure.name:
-            raise ValueError("an exposed function needs a name")
-        if exposure.name in self._by_name:
-            raise ValueError(f"function {exposure.name!r} is already exposed")
+        first = self._by_name.get(exposure.name)
+        if first is not None:
+            raise ValueError(
+                f"function {exposure.name!r} is already exposed, by {first.origin or '?'}; "
+                f"exposing {exposure.origin or 'it'} again needs another name (name=...)"
+            )
         if exposure.version < 1:
             raise ValueError("version must be >= 1")
         self._by_name[exposure.name] = exposure
+        self.revision += 1
 
     def __iter__(self) -> Iterator[Exposure]:
         return iter(self._by_name.values())
@@ -299,8 +437,19 @@ class Functions:
                 fn=exp.fn,
                 timeout=exp.timeout,
                 binder=exp.binder,
+                retry_policy=exp.retry_policy,
+                description=exp.description,
             )
         return resolved
+
+
+def _check_name(name: str) -> None:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"cannot expose {name!r}: a function's name is 1-128 characters of "
+            "A-Z a-z 0-9 . _ ~ -, not starting with . ~ or - (it is part of URLs); "
+            "pass name=... to expose it under another"
+        )
 
 
 def registrations(functions: Functions) -> Iterator[Exposure]:
@@ -308,4 +457,38 @@ def registrations(functions: Functions) -> Iterator[Exposure]:
     return (exp for exp in functions if exp.fn is not None)
 
 
-__all__ = ["Binder", "Exposed", "Exposure", "Functions", "Mode", "registrations"]
+def load_functions(spec: str) -> Functions:
+    """Import ``module[:attr]`` and return its :class:`Functions` (default attr: the only one).
+
+    Raises ``ImportError`` when the module does not import and
+    :class:`~resonate_web.settings.ConfigurationError` when it holds no (or
+    several) ``Functions`` and none is named.
+    """
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Functions):
+            raise ConfigurationError(f"{spec}: {attr!r} is not a resonate_web.Functions")
+        return found
+    candidates = [v for v in vars(module).values() if isinstance(v, Functions)]
+    if len(candidates) != 1:
+        raise ConfigurationError(
+            f"{module_name}: found {len(candidates)} Functions objects; "
+            f"name one as {module_name}:ATTR"
+        )
+    return candidates[0]
+
+
+__all__ = [
+    "SDK_DEFAULT_RETRY_POLICY",
+    "Binder",
+    "Exposed",
+    "Exposure",
+    "Functions",
+    "Mode",
+    "describe_retry_policy",
+    "load_functions",
+    "registrations",
+    "resolved_signature",
+]

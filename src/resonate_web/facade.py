@@ -1,22 +1,32 @@
-"""The Resonate client for code that does not run on the runtime's loop.
+"""The client every handler gets: the routes' semantics, from Python.
 
-resonate-sdk is asyncio-only and its client lives on one loop: the
-:class:`~resonate_web.runtime.Portal`'s background loop for Flask and Django.
-Ordinary (sync) views use :class:`SyncClient`; ``async def`` views, which a WSGI
-framework runs on a fresh loop per request, use :class:`AsyncClient`. Both hop
-every call onto the portal loop, so the client never lives on a request's loop.
+One client for every framework: :class:`AsyncClient` for ``async def`` code
+(FastAPI endpoints, async Flask and Django views), :class:`SyncClient` for
+plain ``def`` code (Flask and Django views, a FastAPI ``def`` endpoint,
+management commands). Both run every call on the runtime's loop (FastAPI's
+own loop, or the portal's background loop for Flask and Django), so the SDK
+client never lives on a request's loop.
 
-The methods mirror the SDK's ``Resonate`` (``run``, ``rpc``, ``get``,
-``schedule``, ``options``, ``promises``) with these conveniences:
+A call does what the matching route does:
 
-* a function is named by its exposed name or by the exposed function object
-  (whatever wrapper the runtime registered), at its exposed version;
-* ``rpc`` and ``schedule`` dispatch to the function's target group (the
-  settings' ``target`` unless the exposure names one), as the routes do;
-* ``promises`` settles with plain values (no ``Value`` wrapping).
+* :meth:`~AsyncClient.run` starts an exposed function by name (or by the
+  exposed function object) exactly as ``POST /functions/{name}`` does: the
+  arguments are bound and validated against its signature, it runs inline or
+  is dispatched to its target group as its exposure says, at its version, with
+  its timeout and retry policy; the same id again with the same call is the
+  same invocation;
+* :meth:`~AsyncClient.status` is ``GET /invocations/{id}``'s status document;
+* :meth:`AsyncHandle.result` waits for the outcome, with a timeout;
+* :attr:`~AsyncClient.promises` reads and settles promises with plain JSON
+  values;
+* :attr:`~AsyncClient.sdk` is the raw ``resonate.Resonate`` client, for what
+  the routes do not cover (it lives on the runtime's loop).
 
-Values are decoded as the SDK decodes them: this is the application's own code
-reading its own results, unlike the HTTP routes, which never load objects.
+Errors are :class:`~resonate_web.Problem` exceptions with the routes' slugs
+(``unknown-function``, ``invalid-arguments``, ``idempotency-key-reused``,
+``not-found``, ``backend-unavailable``). Results are decoded as the SDK
+decodes them: this is the application's own code reading its own results,
+unlike the HTTP routes, which never load objects.
 """
 
 from __future__ import annotations
@@ -24,14 +34,18 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any
 
+from resonate.error import ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.types import PromiseRecord, Value
 
-from resonate_web.exposure import Exposed, Functions
+from resonate_web import invocations
+from resonate_web.exposure import Functions
 from resonate_web.gateway import Gateway
+from resonate_web.parsing import new_id, validate_id, validate_promise_id
+from resonate_web.problems import Problem
 from resonate_web.runtime import Portal, Runtime, Wrapper
 from resonate_web.settings import Settings
 
@@ -40,112 +54,40 @@ __all__ = ["AsyncClient", "AsyncHandle", "Hosted", "SyncClient", "SyncHandle", "
 Func = str | Callable[..., Any]
 
 
-class SyncHandle[T]:
-    """A handle to an invocation, for sync code (an SDK handle on the portal loop)."""
-
-    def __init__(self, portal: Portal, handle: ResonateHandle[T]) -> None:
-        self._portal = portal
-        self._handle = handle
-
-    def id(self, timeout: float | None = None) -> str:
-        """The invocation's id, once the backend confirmed it exists."""
-        return self._portal.call(self._handle.id(), timeout)
-
-    def result(self, timeout: float | None = None) -> T:
-        """Block until the invocation settles (at most ``timeout`` seconds: then ``TimeoutError``).
-
-        Returns its value, or raises what it raised.
-        """
-        return self._portal.call(self._handle.result(), timeout)
-
-    def done(self) -> bool:
-        """Whether the invocation has settled (does not block)."""
-        return self._handle.done()
-
-
-class AsyncHandle[T]:
-    """A handle to an invocation, awaitable from any event loop."""
-
-    def __init__(self, portal: Portal, handle: ResonateHandle[T]) -> None:
-        self._portal = portal
-        self._handle = handle
-
-    async def id(self) -> str:
-        return await self._portal.acall(self._handle.id())
-
-    async def result(self) -> T:
-        """Await the settled value (bound the wait with ``asyncio.timeout``)."""
-        return await self._portal.acall(self._handle.result())
-
-    def done(self) -> bool:
-        return self._handle.done()
-
-
 class _Calls:
-    """The coroutines both facades run on the portal loop."""
+    """The coroutines both clients run on the runtime's loop."""
 
-    def __init__(
-        self,
-        portal: Portal,
-        *,
-        timeout: timedelta | None = None,
-        target: str | None = None,
-        version: int | None = None,
-    ) -> None:
+    def __init__(self, portal: Portal, gateway: Gateway | None = None) -> None:
         self._portal = portal
-        self._timeout = timeout
-        self._target = target
-        self._version = version
-
-    def options(
-        self,
-        *,
-        timeout: timedelta | None = None,
-        target: str | None = None,
-        version: int | None = None,
-    ) -> Self:
-        """A client whose calls carry these options (they replace, as in the SDK)."""
-        return type(self)(self._portal, timeout=timeout, target=target, version=version)
+        self._gateway = gateway or Gateway(portal.runtime)
 
     @property
-    def _client(self) -> Resonate:
-        return self._portal.runtime.client
+    def _runtime(self) -> Runtime:
+        return self._portal.runtime
 
-    def _lookup(self, func: Func) -> tuple[str | Callable[..., Any], Exposed | None]:
-        exposed = self._portal.runtime.exposed
-        if isinstance(func, str):
-            return func, exposed.get(func)
-        for exp in exposed.values():
-            if exp.fn is func:
-                return exp.name, exp
-        return func, None  # the SDK says whether it knows this object
+    async def _start(
+        self, id: str | None, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, ResonateHandle[Any] | None]:
+        exposed = self._runtime.function(func)
+        id = new_id() if id is None else validate_id(id)
+        call_args, call_kwargs = exposed.bind(list(args), kwargs)
+        _, handle = await self._gateway.begin(exposed, id, call_args, call_kwargs)
+        return id, handle
 
-    def _prepare(self, func: Func, dispatch: bool) -> tuple[Resonate, str | Callable[..., Any]]:
-        name, exp = self._lookup(func)
-        target = None
-        if dispatch:
-            target = self._target or (exp and exp.target) or self._portal.runtime.settings.target
-        client = self._client.options(
-            timeout=self._timeout or (exp.timeout if exp else None),
-            target=target,
-            version=self._version or (exp.version if exp else 1),
-        )
-        return client, name
+    async def _handle(self, id: str, handle: ResonateHandle[Any] | None) -> ResonateHandle[Any]:
+        if handle is not None:
+            return handle
+        return await self._gateway.bounded(self._runtime.client.get(id))
 
-    async def _run(
-        self, id: str, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> ResonateHandle[Any]:
-        client, name = self._prepare(func, dispatch=False)
-        return client.run(id, name, *args, **kwargs)
+    async def _outcome(self, id: str, handle: ResonateHandle[Any] | None) -> Any:
+        return await (await self._handle(id, handle)).result()
 
-    async def _rpc(
-        self, id: str, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> ResonateHandle[Any]:
-        client, name = self._prepare(func, dispatch=True)
-        return client.rpc(id, name, *args, **kwargs)
+    async def _status(self, id: str) -> dict[str, Any]:
+        return await self._gateway.status_document(validate_id(id), self._runtime.settings.prefix)
 
-    async def _get(self, id: str) -> ResonateHandle[Any]:
-        return await self._client.get(id)
+    async def _settled_now(self, id: str) -> bool:
+        record = await self._gateway.read(id)
+        return record is not None and invocations.status_of(record) != "pending"
 
     async def _schedule(
         self,
@@ -156,42 +98,114 @@ class _Calls:
         kwargs: dict[str, Any] | None,
         promise_timeout: timedelta | None,
     ) -> str:
-        client, name = self._prepare(func, dispatch=True)
-        if not isinstance(name, str):
-            raise TypeError(f"{func!r} is not exposed: schedule a function by its name")
+        exposed = self._runtime.function(func)
+        target = exposed.target or self._runtime.settings.target
+        client = self._runtime.client.options(target=target, version=exposed.version)
         await client.schedule(
-            id, cron, name, args, kwargs, promise_timeout, version=client.opts.version
+            id, cron, exposed.name, args, kwargs, promise_timeout, version=exposed.version
         )
         return id
 
     async def _unschedule(self, id: str) -> None:
-        await self._client.schedules.delete(id)
+        await self._runtime.client.schedules.delete(id)
 
-    async def _promise(self, op: str, id: str, data: Any) -> PromiseRecord:
-        promises = self._client.promises
-        if op == "get":
-            return await promises.get(id)
-        settle = {"resolve": promises.resolve, "reject": promises.reject, "cancel": promises.cancel}
-        return await settle[op](id, Value(data=data))
+    async def _promise(self, op: str, id: str, data: Any) -> dict[str, Any]:
+        promises = self._runtime.client.promises
+        validate_promise_id(id)
+        record: PromiseRecord
+        try:
+            if op == "get":
+                record = await self._gateway.bounded(promises.get(id))
+            else:
+                settle = {
+                    "resolve": promises.resolve,
+                    "reject": promises.reject,
+                    "cancel": promises.cancel,
+                }[op]
+                record = await self._gateway.bounded(settle(id, Value(data=data)))
+        except ServerError as exc:
+            if exc.code == 404:
+                raise Problem("not-found", f"no promise with id {id!r}") from None
+            if exc.code == 409:
+                raise Problem("conflict", f"promise {id!r} is already settled") from None
+            raise
+        wanted = {"resolve": "resolved", "reject": "rejected", "cancel": "rejected_canceled"}
+        if op in wanted and record.state != wanted[op]:
+            # The backend answers a late settle with the promise as it stands.
+            status = invocations.status_of(record)
+            raise Problem("conflict", f"promise {id!r} is already settled ({status})")
+        return _promise_document(record)
+
+
+def _promise_document(record: PromiseRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": record.id, "status": invocations.status_of(record)}
+    if record.state != "pending":
+        doc["value"] = record.value.data
+    return doc
+
+
+class SyncHandle:
+    """An invocation started (or found) by :class:`SyncClient`."""
+
+    def __init__(self, client: SyncClient, id: str, handle: ResonateHandle[Any] | None) -> None:
+        self._client = client
+        self.id = id
+        self._handle = handle
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the invocation settles (at most ``timeout`` seconds: then
+        ``TimeoutError``). Returns its value, or raises what it raised."""
+        return self._client._call(self._client._outcome(self.id, self._handle), timeout)
+
+    def status(self) -> dict[str, Any]:
+        """Its status document, as ``GET /invocations/{id}`` returns it."""
+        return self._client.status(self.id)
+
+    def done(self) -> bool:
+        """Whether it has settled (one backend read)."""
+        return self._client._call(self._client._settled_now(self.id))
+
+
+class AsyncHandle:
+    """An invocation started (or found) by :class:`AsyncClient`."""
+
+    def __init__(self, client: AsyncClient, id: str, handle: ResonateHandle[Any] | None) -> None:
+        self._client = client
+        self.id = id
+        self._handle = handle
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - as the sync one
+        """Await the settled value (``TimeoutError`` after ``timeout`` seconds)."""
+        return await self._client._call(self._client._outcome(self.id, self._handle), timeout)
+
+    async def status(self) -> dict[str, Any]:
+        return await self._client.status(self.id)
+
+    async def done(self) -> bool:
+        return await self._client._call(self._client._settled_now(self.id))
 
 
 class SyncClient(_Calls):
-    """The Resonate client for sync code: every call hops onto the portal loop."""
+    """The client for sync code: every call hops onto the runtime's loop and waits."""
 
-    def _call[T](self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._portal.call(coro)
+    def _call[T](self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self._portal.call(coro, timeout)
 
-    def run(self, id: str, func: Func, *args: Any, **kwargs: Any) -> SyncHandle[Any]:
-        """Start ``func`` in this process (durably); returns at once with a handle."""
-        return SyncHandle(self._portal, self._call(self._run(id, func, args, kwargs)))
+    def run(self, id: str | None, func: Func, *args: Any, **kwargs: Any) -> SyncHandle:
+        """Start exposed function ``func`` as invocation ``id`` (``None``: a new
+        unguessable id), as ``POST /functions/{name}`` does; returns once the
+        backend holds it."""
+        started, handle = self._call(self._start(id, func, args, kwargs))
+        return SyncHandle(self, started, handle)
 
-    def rpc(self, id: str, func: Func, *args: Any, **kwargs: Any) -> SyncHandle[Any]:
-        """Dispatch ``func`` to its worker group; returns at once with a handle."""
-        return SyncHandle(self._portal, self._call(self._rpc(id, func, args, kwargs)))
-
-    def get(self, id: str) -> SyncHandle[Any]:
+    def get(self, id: str) -> SyncHandle:
         """A handle to the existing invocation ``id``."""
-        return SyncHandle(self._portal, self._call(self._get(id)))
+        self.status(id)
+        return SyncHandle(self, id, None)
+
+    def status(self, id: str) -> dict[str, Any]:
+        """The status document of invocation ``id`` (``not-found`` when unknown)."""
+        return self._call(self._status(id))
 
     def schedule(
         self,
@@ -202,7 +216,7 @@ class SyncClient(_Calls):
         kwargs: dict[str, Any] | None = None,
         promise_timeout: timedelta | None = None,
     ) -> str:
-        """Run ``func`` on a cron schedule (dispatched to its group); returns the id."""
+        """Run exposed ``func`` on a cron schedule, on its target group; returns the id."""
         return self._call(self._schedule(id, cron, func, args, kwargs, promise_timeout))
 
     def unschedule(self, id: str) -> None:
@@ -213,40 +227,53 @@ class SyncClient(_Calls):
     def promises(self) -> SyncPromises:
         return SyncPromises(self)
 
+    @property
+    def sdk(self) -> Resonate:
+        """The raw SDK client. It lives on the runtime's loop: call its coroutines
+        there (``resonate_web.Portal.call``), not on another loop."""
+        return self._runtime.client
+
 
 class SyncPromises:
-    """Read and settle durable promises (the ones ``ctx.promise()`` waits on)."""
+    """Read and settle durable promises (the ones ``ctx.promise()`` waits on) with
+    plain JSON values; each returns ``{"id", "status", "value"}``."""
 
     def __init__(self, client: SyncClient) -> None:
         self._client = client
 
-    def get(self, id: str) -> PromiseRecord:
+    def get(self, id: str) -> dict[str, Any]:
         return self._client._call(self._client._promise("get", id, None))
 
-    def resolve(self, id: str, value: Any = None) -> PromiseRecord:
+    def resolve(self, id: str, value: Any = None) -> dict[str, Any]:
         return self._client._call(self._client._promise("resolve", id, value))
 
-    def reject(self, id: str, error: Any = None) -> PromiseRecord:
+    def reject(self, id: str, error: Any = None) -> dict[str, Any]:
         return self._client._call(self._client._promise("reject", id, error))
 
-    def cancel(self, id: str, value: Any = None) -> PromiseRecord:
+    def cancel(self, id: str, value: Any = None) -> dict[str, Any]:
         return self._client._call(self._client._promise("cancel", id, value))
 
 
 class AsyncClient(_Calls):
-    """The Resonate client for ``async def`` code on any loop."""
+    """The client for ``async def`` code on any loop: :class:`SyncClient`, awaitable."""
 
-    async def _call[T](self, coro: Coroutine[Any, Any, T]) -> T:
-        return await self._portal.acall(coro)
+    async def _call[T](
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,  # noqa: ASYNC109 - the result() timeout
+    ) -> T:
+        return await self._portal.acall(coro, timeout)
 
-    async def run(self, id: str, func: Func, *args: Any, **kwargs: Any) -> AsyncHandle[Any]:
-        return AsyncHandle(self._portal, await self._call(self._run(id, func, args, kwargs)))
+    async def run(self, id: str | None, func: Func, *args: Any, **kwargs: Any) -> AsyncHandle:
+        started, handle = await self._call(self._start(id, func, args, kwargs))
+        return AsyncHandle(self, started, handle)
 
-    async def rpc(self, id: str, func: Func, *args: Any, **kwargs: Any) -> AsyncHandle[Any]:
-        return AsyncHandle(self._portal, await self._call(self._rpc(id, func, args, kwargs)))
+    async def get(self, id: str) -> AsyncHandle:
+        await self.status(id)
+        return AsyncHandle(self, id, None)
 
-    async def get(self, id: str) -> AsyncHandle[Any]:
-        return AsyncHandle(self._portal, await self._call(self._get(id)))
+    async def status(self, id: str) -> dict[str, Any]:
+        return await self._call(self._status(id))
 
     async def schedule(
         self,
@@ -266,6 +293,11 @@ class AsyncClient(_Calls):
     def promises(self) -> AsyncPromises:
         return AsyncPromises(self)
 
+    @property
+    def sdk(self) -> Resonate:
+        """The raw SDK client (on the runtime's loop; in FastAPI, the app's loop)."""
+        return self._runtime.client
+
 
 class AsyncPromises:
     """:class:`SyncPromises`, awaitable."""
@@ -273,22 +305,22 @@ class AsyncPromises:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def get(self, id: str) -> PromiseRecord:
+    async def get(self, id: str) -> dict[str, Any]:
         return await self._client._call(self._client._promise("get", id, None))
 
-    async def resolve(self, id: str, value: Any = None) -> PromiseRecord:
+    async def resolve(self, id: str, value: Any = None) -> dict[str, Any]:
         return await self._client._call(self._client._promise("resolve", id, value))
 
-    async def reject(self, id: str, error: Any = None) -> PromiseRecord:
+    async def reject(self, id: str, error: Any = None) -> dict[str, Any]:
         return await self._client._call(self._client._promise("reject", id, error))
 
-    async def cancel(self, id: str, value: Any = None) -> PromiseRecord:
+    async def cancel(self, id: str, value: Any = None) -> dict[str, Any]:
         return await self._client._call(self._client._promise("cancel", id, value))
 
 
 @dataclass(frozen=True)
 class Hosted:
-    """Everything a sync framework keeps for one app, built by :func:`host`."""
+    """Everything an adapter keeps for one app, built by :func:`host`."""
 
     settings: Settings
     runtime: Runtime
@@ -298,14 +330,28 @@ class Hosted:
     async_client: AsyncClient
 
 
-def host(settings: Settings, functions: Functions, *, wrap: Wrapper | None = None) -> Hosted:
-    """A runtime on its own portal loop, with the gateway and clients over it.
+def host(
+    settings: Settings,
+    functions: Functions,
+    *,
+    wrap: Wrapper | None = None,
+    own_loop: bool = True,
+) -> Hosted:
+    """A runtime with its portal, gateway and clients.
 
-    Nothing starts here: the portal starts the loop and the client on first use,
-    in the process that uses it (so after a fork).
+    Nothing starts here. With ``own_loop`` (Flask, Django) the portal starts
+    its loop thread and the client on first use, in the process that uses it
+    (so after a fork); without (FastAPI) the framework's lifespan attaches the
+    portal to its own loop.
     """
     runtime = Runtime(settings, functions, wrap=wrap)
-    portal = Portal(runtime)
+    portal = Portal(runtime, own_loop=own_loop)
+    gateway = Gateway(runtime)
     return Hosted(
-        settings, runtime, Gateway(runtime), portal, SyncClient(portal), AsyncClient(portal)
+        settings,
+        runtime,
+        gateway,
+        portal,
+        SyncClient(portal, gateway),
+        AsyncClient(portal, gateway),
     )

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import invocations
+from resonate_web import _sdk, invocations, openapi
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
@@ -35,8 +35,7 @@ from resonate_web.parsing import (
     validate_id,
 )
 from resonate_web.problems import PROBLEM_CONTENT_TYPE, Problem
-from resonate_web.runtime import Portal, Runtime
-from resonate_web.settings import ConfigurationError
+from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 
 logger = logging.getLogger("resonate_web")
 
@@ -93,6 +92,7 @@ ROUTES: tuple[Route, ...] = (
     Route("status", "GET", "/invocations/{id}", "Read (or long-poll) an invocation"),
     Route("events", "GET", "/invocations/{id}/events", "Stream an invocation's status", True),
     Route("health", "GET", "/health", "Backend health"),
+    Route("openapi", "GET", "/openapi.json", "This API's OpenAPI document"),
 )
 
 
@@ -123,6 +123,7 @@ class Gateway:
             "status": self.status,
             "events": self.events,
             "health": self.health,
+            "openapi": self.openapi,
         }
 
     # ── dispatch ────────────────────────────────────────────────────────────
@@ -139,29 +140,52 @@ class Gateway:
     def _unavailable(self, why: str) -> Problem:
         return Problem(
             "backend-unavailable",
-            f"the Resonate backend did not answer: {why}",
+            f"{describe_backend(self.settings)} did not answer: {why}",
             headers={"Retry-After": "1"},
         )
 
-    async def _bounded[T](self, awaitable: Awaitable[T]) -> T:
+    async def bounded[T](self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``, or a 503 once the backend times out, refuses or fails."""
         try:
-            return await asyncio.wait_for(awaitable, self.settings.backend_timeout)
+            if self.runtime.watch is None:
+                return await asyncio.wait_for(awaitable, self.settings.backend_timeout)
+            return await self._watched(awaitable, self.runtime.watch)
         except TimeoutError:
             raise self._unavailable(
                 f"no answer within {self.settings.backend_timeout:g}s"
             ) from None
         except ConnectorError as exc:
-            raise self._unavailable(str(exc)) from None
+            raise self._unavailable(str(exc.__cause__ or exc)) from None
         except ServerError as exc:
             if exc.code >= 500:
                 raise self._unavailable(f"server error {exc.code}") from None
             raise
 
+    async def _watched[T](self, awaitable: Awaitable[T], watch: ConnectionWatch) -> T:
+        """``awaitable``, cut short by the first failed connection attempt (then 503)."""
+        work: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
+        failure: asyncio.Future[Any] = watch.failure()
+        try:
+            done, _ = await asyncio.wait(
+                [work, failure],
+                timeout=self.settings.backend_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            watch.forget(failure)
+            failure.cancel()
+        if work in done:
+            result: T = work.result()
+            return result
+        work.cancel()
+        if failure in done:
+            raise self._unavailable(f"{await watch.cause()} (the client keeps retrying)")
+        raise TimeoutError
+
     async def read(self, id: str) -> PromiseRecord | None:
         """A plain read of promise ``id`` (values decoded to JSON data), or ``None``."""
-        promises = self.runtime.client.promises
         try:
-            raw: PromiseRecord = await self._bounded(promises.sender.promise_get(id))
+            raw = await self.bounded(_sdk.read_promise(self.runtime.client, id))
         except ServerError as exc:
             if exc.code == 404:
                 return None
@@ -174,7 +198,7 @@ class Gateway:
 
     def _decode(self, value: Any) -> Any:
         try:
-            return self.runtime.client.promises.codec.decode(value)
+            return _sdk.decode_value(self.runtime.client, value)
         except ResonateError:
             return None
 
@@ -183,15 +207,12 @@ class Gateway:
     async def list_functions(self, request: Request) -> Response:
         return Response(200, {"functions": [e.describe() for e in self.runtime.exposed.values()]})
 
+    async def openapi(self, request: Request) -> Response:
+        return Response(200, openapi.document(self.runtime.exposed, request.prefix))
+
     async def health(self, request: Request) -> Response:
         await self.read(_HEALTH_PROBE_ID)
         return Response(200, {"status": "ok", "backend": self.settings.backend})
-
-    def _function(self, name: str) -> Exposed:
-        exposed = self.runtime.exposed.get(name)
-        if exposed is None:
-            raise Problem("unknown-function", f"no function named {name!r} is exposed")
-        return exposed
 
     def _call_arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
         body = request.body
@@ -212,7 +233,12 @@ class Gateway:
             raise Problem("invalid-json", "the body must be a JSON object")
         unknown = sorted(set(payload) - {"args", "kwargs"})
         if unknown:
-            raise Problem("invalid-json", f"unknown member(s) {', '.join(map(repr, unknown))}")
+            raise Problem(
+                "invalid-json",
+                f"unknown member(s) {', '.join(map(repr, unknown))}: the body holds the "
+                'arguments under "args" (a list) and "kwargs" (an object), as in '
+                '{"args": [1, 2]} or {"kwargs": {"a": 1, "b": 2}}',
+            )
         args = payload.get("args", [])
         kwargs = payload.get("kwargs", {})
         if not isinstance(args, list):
@@ -230,8 +256,8 @@ class Gateway:
             return validate_id(query_id)
         return new_id()
 
-    def _link(self, request: Request, id: str) -> str:
-        return f"{request.prefix}/invocations/{id}"
+    def _link(self, prefix: str, id: str) -> str:
+        return f"{prefix}/invocations/{id}"
 
     def _check_replay(
         self, record: PromiseRecord, exposed: Exposed, args: list[Any], kwargs: dict[str, Any]
@@ -244,35 +270,35 @@ class Gateway:
             )
 
     async def start(self, request: Request) -> Response:
-        exposed = self._function(request.path_params["name"])
+        exposed = self.runtime.function(request.path_params["name"])
         wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
         id = self._invocation_id(request)
         args, kwargs = exposed.bind(*self._call_arguments(request))
-
-        record = await self.read(id)
-        handle = None
-        if record is None:
-            handle = self._launch(exposed, id, args, kwargs)
-            await self._bounded(handle.id())
-            record = await self.read(id)
-            if record is None:  # pragma: no cover - created, then gone
-                raise self._unavailable("the invocation vanished after creation")
-        self._check_replay(record, exposed, args, kwargs)
+        record, handle = await self.begin(exposed, id, args, kwargs)
         if wait > 0:
             record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
         return await self._status_response(request, id, record, created=True)
 
-    def _launch(
+    async def begin(
         self, exposed: Exposed, id: str, args: list[Any], kwargs: dict[str, Any]
-    ) -> ResonateHandle[Any]:
-        client = self.runtime.client
-        if exposed.mode == "inline":
-            opts = client.options(timeout=exposed.timeout, version=exposed.version)
-            return opts.run(id, exposed.name, *args, **kwargs)
-        opts = client.options(
-            timeout=exposed.timeout, target=exposed.target, version=exposed.version
-        )
-        return opts.rpc(id, exposed.name, *args, **kwargs)
+    ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]:
+        """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
+
+        The same id with the same call is a replay (the stored record, no second
+        execution); with another call, 422 ``idempotency-key-reused``. The
+        backend is read first, so one that is down answers 503 before anything
+        is created. Returns the record and, for a new invocation, its handle.
+        """
+        record = await self.read(id)
+        handle = None
+        if record is None:
+            handle = self.runtime.launch(exposed, id, args, kwargs)
+            await self.bounded(handle.id())
+            record = await self.read(id)
+            if record is None:  # pragma: no cover - created, then gone
+                raise self._unavailable("the invocation vanished after creation")
+        self._check_replay(record, exposed, args, kwargs)
+        return record, handle
 
     async def _lookup(self, request: Request) -> tuple[str, PromiseRecord]:
         id = validate_id(request.path_params["id"])
@@ -280,6 +306,13 @@ class Gateway:
         if record is None or invocations.function_of(record) is None:
             raise Problem("not-found", f"no invocation with id {id!r}")
         return id, record
+
+    async def status_document(self, id: str, prefix: str) -> dict[str, Any]:
+        """The status document of invocation ``id`` with links under ``prefix``."""
+        record = await self.read(id)
+        if record is None or invocations.function_of(record) is None:
+            raise Problem("not-found", f"no invocation with id {id!r}")
+        return await self._document(prefix, id, record)
 
     async def status(self, request: Request) -> Response:
         wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
@@ -300,7 +333,7 @@ class Gateway:
     async def _event_stream(
         self, request: Request, id: str, record: PromiseRecord
     ) -> AsyncIterator[bytes]:
-        yield sse_frame("status", await self._document(request, id, record))
+        yield sse_frame("status", await self._document(request.prefix, id, record))
         if invocations.status_of(record) != "pending":
             return
         while invocations.status_of(record) == "pending":
@@ -308,11 +341,11 @@ class Gateway:
             try:
                 record = await self._wait_settled(id, record, deadline)
             except Problem as problem:
-                yield sse_frame("error", problem.body(self._link(request, id) + "/events"))
+                yield sse_frame("error", problem.body(self._link(request.prefix, id) + "/events"))
                 return
             if invocations.status_of(record) == "pending":
                 yield b": keep-alive\n\n"
-        yield sse_frame("status", await self._document(request, id, record))
+        yield sse_frame("status", await self._document(request.prefix, id, record))
 
     # ── waiting ─────────────────────────────────────────────────────────────
 
@@ -341,13 +374,13 @@ class Gateway:
         self._waiters += 1
         try:
             if handle is None:
-                handle = await self._bounded(self.runtime.client.get(id))
+                handle = await self.bounded(self.runtime.client.get(id))
             until_timeout = record.timeout_at / 1000 - time.time() + 0.05
             remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
             settled: PromiseResult | None = None
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    settled = await asyncio.wait_for(_settled(handle), remaining)
+                    settled = await asyncio.wait_for(_sdk.settled(handle), remaining)
         finally:
             self._waiters -= 1
         if settled is not None and settled.state != "rejected":
@@ -364,108 +397,26 @@ class Gateway:
         """Pending promises created by ``id`` that someone outside must settle."""
         found: list[str] = []
         for n in range(1, MAX_AWAITING_PROBE + 1):
-            child = await self.read(f"{id}:{n}")
+            child = await self.read(_sdk.child_id(id, n))
             if child is None:
                 break
             if invocations.status_of(child) == "pending" and invocations.is_external(child):
                 found.append(child.id)
         return found
 
-    async def _document(self, request: Request, id: str, record: PromiseRecord) -> dict[str, Any]:
+    async def _document(self, prefix: str, id: str, record: PromiseRecord) -> dict[str, Any]:
         awaiting = await self._awaiting(id) if invocations.status_of(record) == "pending" else None
         return invocations.document(
-            record, public_id=id, self_link=self._link(request, id), awaiting=awaiting
+            record, public_id=id, self_link=self._link(prefix, id), awaiting=awaiting
         )
 
     async def _status_response(
         self, request: Request, id: str, record: PromiseRecord, *, created: bool = False
     ) -> Response:
-        doc = await self._document(request, id, record)
+        doc = await self._document(request.prefix, id, record)
         if doc["status"] != "pending":
             return Response(200, doc)
         headers = {"Retry-After": "1"}
         if created:
-            headers["Location"] = self._link(request, id)
+            headers["Location"] = self._link(request.prefix, id)
         return Response(202 if created else 200, doc, headers=headers)
-
-
-async def _settled(handle: ResonateHandle[Any]) -> PromiseResult:
-    """Wait for ``handle``'s settle notification; its state and still-encoded value.
-
-    ``handle.result()`` would unpickle a rejection; the gateway reads outcomes
-    as data, so it waits on the shared subscription instead.
-    """
-    return await handle._sub.wait()
-
-
-async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """Read a request body, stopping once it exceeds ``limit`` (the gateway then says 413)."""
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            break
-    return bytes(body)
-
-
-def read_capped_sync(chunks: Iterable[bytes], limit: int) -> bytes:
-    """:func:`read_capped` for a sync framework's request stream."""
-    body = bytearray()
-    for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            break
-    return bytes(body)
-
-
-def handle_sync(
-    portal: Portal,
-    gateway: Gateway,
-    route: str,
-    request: Request,
-    instance: str,
-    *,
-    multiprocess: bool = False,
-) -> Response:
-    """:meth:`Gateway.handle` for a sync (WSGI) adapter, through ``portal``.
-
-    ``multiprocess`` is the request's ``wsgi.multiprocess``. A deployment the
-    runtime cannot serve (the embedded backend in a multi-process server, see
-    :class:`~resonate_web.runtime.Portal`) answers 503 ``backend-unavailable``
-    with the fix in ``detail``, on every route, so health checks fail too. A
-    streamed response's ``stream`` still runs on the portal loop: iterate it
-    with :meth:`Portal.iterate`.
-    """
-    try:
-        portal.check_server(multiprocess=multiprocess)
-        return portal.call(gateway.handle(route, request, instance))
-    except ConfigurationError as exc:
-        logger.error("resonate-web: %s", exc)
-        return problem_response(Problem("backend-unavailable", str(exc)), instance)
-
-
-async def handle_async(
-    portal: Portal, gateway: Gateway, route: str, request: Request, instance: str
-) -> Response:
-    """:func:`handle_sync` for an async view on another loop (Django under ASGI).
-
-    Awaits the same hop onto the portal loop; iterate a streamed response's
-    ``stream`` with :meth:`Portal.aiterate`.
-    """
-    try:
-        portal.check_server(multiprocess=False)
-        return await portal.acall(gateway.handle(route, request, instance))
-    except ConfigurationError as exc:
-        logger.error("resonate-web: %s", exc)
-        return problem_response(Problem("backend-unavailable", str(exc)), instance)
-
-
-def mount_prefix(path: str, route: Route, path_params: Mapping[str, str]) -> str:
-    """The prefix a route is served under, from the request's full (decoded) path.
-
-    ``/api/resonate/functions/add`` served by ``/functions/{name}`` with
-    ``name=add`` is mounted at ``/api/resonate``; links then point back at it,
-    however the app composed its routers, blueprints or url includes.
-    """
-    suffix = route.path.format_map(dict(path_params))
-    return path[: -len(suffix)] if path.endswith(suffix) else ""

@@ -12,8 +12,13 @@ class FunctionInfo(BaseModel):
     version: int
     mode: Literal["inline", "dispatch"]
     target: str | None
+    description: str | None = Field(description="The function's docstring")
     parameters: dict[str, Any] | None = Field(
         description="JSON Schema of the arguments (null for a dispatch-only name without one)"
+    )
+    retry_policy: dict[str, Any] | None = Field(
+        description="How a failed attempt is retried, e.g. {'kind': 'exponential', "
+        "'max_retries': 30, ...}; null when only the worker knows (expose_remote)"
     )
 
 
@@ -59,10 +64,3 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str
-
-
-class StartBody(BaseModel):
-    """Arguments for an invocation; both members are optional."""
-
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)

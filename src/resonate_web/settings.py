@@ -9,13 +9,25 @@ way whichever source it came from.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 Backend = Literal["embedded", "http", "postgres"]
+
+logger = logging.getLogger("resonate_web")
+
+#: ``RESONATE_*`` variables that others read: the SDK's (a server address and
+#: token) and resonate-web's own outside :class:`Settings`.
+_OTHER_VARIABLES = frozenset(
+    {"RESONATE_HOST", "RESONATE_PORT", "RESONATE_SCHEME", "RESONATE_LOG_LEVEL"}
+)
+_warned: set[str] = set()
 
 
 class ConfigurationError(ValueError):
@@ -123,6 +135,11 @@ class Settings:
     keepalive: float = 15.0
 
     @property
+    def display_url(self) -> str:
+        """:attr:`url` without credentials (``postgresql://app:***@db/app``), for logs."""
+        return mask_url(self.url) if self.url else "embedded"
+
+    @property
     def backend(self) -> Backend:
         if self.url is None:
             return "embedded"
@@ -143,10 +160,12 @@ class Settings:
         ``config`` keys are the field names in upper case (``URL``, ``GROUP``, ...),
         optionally prefixed with ``RESONATE_`` (as a Flask config holds them).
         Environment variables are ``RESONATE_<NAME>``. Unknown keys in ``config``
-        and ``overrides`` are errors; unknown ``RESONATE_*`` variables are ignored
-        (other tools share that namespace).
+        and ``overrides`` are errors; an unknown ``RESONATE_*`` variable is a
+        warning naming the closest known one (a typo such as ``RESONATE_UR``
+        would otherwise leave the app on the embedded backend, silently).
         """
         env = os.environ if environ is None else environ
+        _warn_unknown_variables(env)
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             env_value = env.get(f"RESONATE_{field.name.upper()}")
@@ -189,3 +208,34 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 SETTING_NAMES = frozenset(_PARSERS)
+VARIABLES = frozenset(f"RESONATE_{name.upper()}" for name in SETTING_NAMES) | _OTHER_VARIABLES
+
+
+def _warn_unknown_variables(env: Mapping[str, str]) -> None:
+    for key in env:
+        if not key.startswith("RESONATE_") or key in VARIABLES or key in _warned:
+            continue
+        _warned.add(key)
+        close = difflib.get_close_matches(key, sorted(VARIABLES), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        logger.warning(
+            "resonate-web: ignoring unknown environment variable %s%s (known: %s)",
+            key,
+            hint,
+            ", ".join(sorted(VARIABLES)),
+        )
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (a DSN's or a URL's userinfo)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        authority = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    masked = f"{scheme}{sep}{authority}{slash}{tail}"
+    # key=value DSN parameters (?password=...) are masked too.
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", masked)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 from resonate.context import Context
 from resonate.retry import Never
@@ -23,6 +25,7 @@ def build() -> Functions:
     functions.expose(ping)
     functions.expose(count, retry_policy=Never())
     functions.expose(executions)
+    functions.expose(hold, retry_policy=Never())
     functions.expose(example.slow, name="slow_timeout", timeout=timedelta(seconds=1))
     functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
     functions.expose_remote("remote_raw", target="nobody")
@@ -41,6 +44,14 @@ def count(ctx: Context, key: str) -> int:
 
 def executions(ctx: Context, key: str) -> int:
     return EXECUTIONS[key]
+
+
+def hold(ctx: Context, started: str, release: str) -> str:
+    """Block (a plain ``def``, sleeping) until the file ``release`` exists."""
+    Path(started).touch()
+    while not Path(release).exists():
+        time.sleep(0.02)
+    return "released"
 
 
 def _remote_add_stub(ctx: Context, a: int, b: int) -> int:

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover
         "resonate_web.django needs Django: pip install 'resonate-web[django]'"
     ) from exc
 
-from resonate_web.django.conf import State, state
+from resonate_web.django.conf import state
 from resonate_web.facade import AsyncClient, SyncClient
 from resonate_web.parsing import new_id, validate_id
 
@@ -65,20 +65,12 @@ def dispatch(
     again with the same call is a replay, not a second execution.
     """
     st = state()
-    exposed = st.runtime.exposed.get(name)
-    if exposed is None:
-        raise LookupError(f"no function named {name!r} is exposed")
+    exposed = st.runtime.function(name)
     call_args, call_kwargs = exposed.bind(list(args), kwargs)
     id = new_id() if id is None else validate_id(id)
-    launch = functools.partial(_launch, st, name, id, call_args, call_kwargs)
+    launch = functools.partial(st.client.run, id, name, *call_args, **call_kwargs)
     if on_commit and transaction.get_connection(using).in_atomic_block:
         transaction.on_commit(launch, using=using, robust=robust)
     else:
         launch()
     return id
-
-
-def _launch(st: State, name: str, id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-    exposed = st.runtime.exposed[name]
-    start = st.client.run if exposed.mode == "inline" else st.client.rpc
-    start(id, name, *args, **kwargs).id(timeout=st.settings.backend_timeout)

@@ -18,10 +18,8 @@ fresh one from the new value.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
-import inspect
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,10 +28,10 @@ from django.conf import settings as django_settings  # type: ignore[import-untyp
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.db import close_old_connections  # type: ignore[import-untyped]
 
-from resonate_web.exposure import DurableFn, Functions, _resolve
+from resonate_web.exposure import DurableFn, Functions, load_functions
 from resonate_web.facade import Hosted, host
+from resonate_web.runtime import is_async, keep_signature
 from resonate_web.settings import ConfigurationError, Settings
-from resonate_web.worker import load_functions
 
 SETTING = "RESONATE"
 FUNCTIONS_KEY = "FUNCTIONS"
@@ -97,38 +95,23 @@ def load_exposed(specs: Iterable[str]) -> Functions:
 def in_django(fn: DurableFn) -> DurableFn:
     """The runtime's ``wrap=`` hook: durable functions run the way Django code expects.
 
-    A sync function runs in a worker thread, not on the runtime's event loop, so
-    it may use the ORM (Django refuses sync database access on a thread running
-    a loop), with stale connections closed before and after, as a request does.
-    An async function runs on the loop unchanged (it uses the async ORM API).
+    A sync function (which the runtime runs in a worker thread, never on its
+    event loop) may use the ORM, with stale connections closed before and
+    after, as a request does. An async function is returned unchanged (it uses
+    the async ORM API).
     """
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
-    ):
+    if is_async(fn):
         return fn
 
-    def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
         close_old_connections()
         try:
             return fn(*args, **kwargs)
         finally:
             close_old_connections()
 
-    @functools.wraps(fn)
-    async def in_thread(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(call, args, kwargs)
-
-    # The SDK binds and coerces arguments from the signature: keep the
-    # function's own, with annotations resolved in the function's module.
-    globalns = getattr(inspect.unwrap(fn), "__globals__", {})
-    sig = inspect.signature(fn)
-    in_thread.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[
-            p.replace(annotation=_resolve(p.annotation, globalns)) for p in sig.parameters.values()
-        ],
-        return_annotation=_resolve(sig.return_annotation, globalns),
-    )
-    return in_thread
+    return keep_signature(call, fn)
 
 
 #: What one value of ``settings.RESONATE`` builds (once per process).

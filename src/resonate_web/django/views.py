@@ -14,7 +14,7 @@ under ASGI, so neither handler buffers the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -27,21 +27,18 @@ from django.http import (  # type: ignore[import-untyped]
 from django.middleware.csrf import CsrfViewMiddleware  # type: ignore[import-untyped]
 from django.urls import URLPattern, path  # type: ignore[import-untyped]
 
-from resonate_web.django.conf import State, state
-from resonate_web.gateway import (
-    ROUTES,
-    Request,
-    Response,
-    Route,
-    handle_async,
-    handle_sync,
-    mount_prefix,
-    problem_response,
+from resonate_web._adapter import (
+    CHUNK,
+    async_stream,
+    neutral_request,
     read_capped_sync,
+    serve_async,
+    serve_sync,
+    sync_stream,
 )
+from resonate_web.django.conf import State, state
+from resonate_web.gateway import ROUTES, Request, Response, Route, problem_response
 from resonate_web.problems import Problem
-
-_CHUNK = 64 * 1024
 
 
 class _CsrfCheck(CsrfViewMiddleware):  # type: ignore[misc]
@@ -79,17 +76,18 @@ def _csrf_problem(reason: str, instance: str) -> Response:
 
 
 def _read_body(request: HttpRequest, st: State) -> bytes:
-    return read_capped_sync(iter(lambda: request.read(_CHUNK), b""), st.settings.body_limit)
+    return read_capped_sync(iter(lambda: request.read(CHUNK), b""), st.settings.body_limit)
 
 
 def _neutral(request: HttpRequest, route: Route, params: dict[str, str], body: bytes) -> Request:
-    return Request(
+    return neutral_request(
+        route,
         method=request.method,
+        path=request.path,
         path_params=params,
         query={k: v[0] for k, v in request.GET.lists() if v},
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=request.headers.items(),
         body=body,
-        prefix=mount_prefix(request.path, route, params),
         principal=getattr(request, "user", None),
     )
 
@@ -126,18 +124,8 @@ def sync_view(route: Route) -> Callable[..., HttpResponse]:
         if route.method == "POST" and (reason := csrf_failure(request)):
             return _django_response(_csrf_problem(reason, request.path))
         neutral = _neutral(request, route, params, body)
-        response = handle_sync(
-            st.portal,
-            st.gateway,
-            route.name,
-            neutral,
-            request.path,
-            multiprocess=_multiprocess(request),
-        )
-        stream: Iterator[bytes] | None = None
-        if response.stream is not None:
-            stream = st.portal.iterate(response.stream)
-        return _django_response(response, stream)
+        response = serve_sync(st, route, neutral, request.path, multiprocess=_multiprocess(request))
+        return _django_response(response, sync_stream(st, response))
 
     return _finish(view, route)
 
@@ -153,11 +141,8 @@ def async_view(route: Route) -> Callable[..., Any]:
             if reason:
                 return _django_response(_csrf_problem(reason, request.path))
         neutral = _neutral(request, route, params, body)
-        response = await handle_async(st.portal, st.gateway, route.name, neutral, request.path)
-        stream: AsyncIterator[bytes] | None = None
-        if response.stream is not None:
-            stream = st.portal.aiterate(response.stream)
-        return _django_response(response, stream)
+        response = await serve_async(st, route, neutral, request.path)
+        return _django_response(response, async_stream(st, response))
 
     return _finish(view, route)
 

@@ -1,54 +1,47 @@
 """FastAPI adapter: ``app.include_router(ResonateRouter(functions))``.
 
 The router carries its own lifespan (merged into the app's by
-``include_router``), which starts the runtime on the app's event loop and stops
-it on shutdown. :data:`ResonateDep` hands custom handlers the started client.
+``include_router``), which starts the runtime on the app's event loop, adds
+the routes' operations to the app's OpenAPI document (one per exposed
+function) and stops the runtime on shutdown. :data:`ResonateDep` hands
+``async def`` handlers the client (:class:`~resonate_web.AsyncClient`),
+:data:`SyncResonateDep` hands ``def`` handlers the sync one.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
 
 try:
-    from fastapi import APIRouter, Depends, FastAPI, Path, Query
+    from fastapi import APIRouter, Depends, FastAPI
     from fastapi import Request as FastAPIRequest
     from fastapi.responses import Response
     from fastapi.sse import EventSourceResponse
 except ImportError as exc:  # pragma: no cover
     raise ImportError(
-        "resonate_web.fastapi needs FastAPI: pip install 'resonate-web[fastapi]'"
+        "resonate_web.fastapi needs FastAPI >= 0.135: pip install 'resonate-web[fastapi]'"
     ) from exc
 
-from resonate.resonate import Resonate
-
+from resonate_web import openapi
+from resonate_web._adapter import async_stream, neutral_request, read_capped, serve_async
 from resonate_web.exposure import Functions
-from resonate_web.gateway import ROUTES, Gateway, Request, Route, mount_prefix, read_capped
-from resonate_web.models import FunctionList, Health, ProblemDetails, StartBody, StatusDocument
-from resonate_web.problems import PROBLEM_CONTENT_TYPE
-from resonate_web.runtime import Runtime
+from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
+from resonate_web.gateway import ROUTES, Route, problem_response
+from resonate_web.problems import Problem
 from resonate_web.settings import Settings
 
-__all__ = ["ResonateDep", "ResonateRouter", "get_resonate"]
-
-_STATE_KEY = "resonate_web_runtime"
-_ROUTES = {r.name: r for r in ROUTES}
-
-# Parameters are declared as strings: the gateway parses them itself, so a bad
-# value gets the contract's problem (400 invalid-wait), not FastAPI's own 422.
-Wait = Annotated[
-    str | None,
-    Query(description="Seconds (a number >= 0) to hold the response until the invocation settles"),
+__all__ = [
+    "ResonateDep",
+    "ResonateRouter",
+    "SyncResonateDep",
+    "get_client",
+    "get_sync_client",
+    "problem_handler",
 ]
-Name = Annotated[str, Path(description="An exposed function's name")]
-Id = Annotated[str, Path(description="Invocation id")]
-QueryId = Annotated[str | None, Query(description="Invocation id")]
 
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": ProblemDetails, "content": {PROBLEM_CONTENT_TYPE: {}}} for code in codes
-    }
+_STATE_KEY = "resonate_web"
+_OPERATION_IDS = {f"resonate_{route.name}" for route in ROUTES}
 
 
 class ResonateRouter(APIRouter):
@@ -70,131 +63,90 @@ class ResonateRouter(APIRouter):
         **settings_kwargs: Any,
     ) -> None:
         self.settings = settings or Settings.load(**settings_kwargs)
-        self.runtime = Runtime(self.settings, functions)
-        self.gateway = Gateway(self.runtime)
+        self.hosted: Hosted = host(self.settings, functions, own_loop=False)
+        self.runtime = self.hosted.runtime
         super().__init__(
             prefix=self.settings.prefix if prefix is None else prefix,
             tags=list(tags) if tags is not None else ["resonate"],
             lifespan=self._lifespan,
         )
-        self._add_routes()
+        for route in ROUTES:
+            # FastAPI documents a placeholder operation (found by its id, wherever the
+            # router is mounted) that the lifespan replaces with openapi.document's.
+            # Parameters are parsed by the gateway, so FastAPI's 422 never applies.
+            self.add_api_route(
+                route.path,
+                self._endpoint(route),
+                methods=[route.method],
+                name=f"resonate_{route.name}",
+                operation_id=f"resonate_{route.name}",
+                include_in_schema=route.name != "openapi",
+            )
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await self.runtime.start()
+        await self.hosted.portal.attach()
+        self._document_in(app)
         try:
-            yield {_STATE_KEY: self.runtime}
+            yield {_STATE_KEY: self.hosted}
         finally:
-            await self.runtime.stop()
+            await self.hosted.portal.detach()
 
-    async def _serve(
-        self, name: str, request: FastAPIRequest, path_params: dict[str, str]
-    ) -> Response:
-        route: Route = _ROUTES[name]
-        body = b""
-        if route.method == "POST":
-            body = await read_capped(request.stream(), self.settings.body_limit)
-        neutral = Request(
-            method=request.method,
-            path_params=path_params,
-            query=dict(request.query_params.items()),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            prefix=mount_prefix(_external_path(request), route, path_params),
-            principal=request.scope.get("user"),
-        )
-        response = await self.gateway.handle(name, neutral, request.url.path)
-        if response.stream is not None:
-            return EventSourceResponse(response.stream, headers=response.headers)
-        return Response(
-            response.content(),
-            status_code=response.status,
-            headers=response.headers,
-            media_type=response.media_type,
-        )
+    def _document_in(self, app: FastAPI) -> None:
+        """Replace the routes' placeholders in ``app.openapi()`` by the core's
+        operations, built afresh on each call so functions exposed later show too."""
+        original = app.openapi
 
-    def _add_routes(self) -> None:
-        async def list_functions(request: FastAPIRequest) -> Response:
-            return await self._serve("list_functions", request, {})
+        def document() -> dict[str, Any]:
+            app.openapi_schema = None
+            schema = original()
+            paths: dict[str, Any] = schema.setdefault("paths", {})
+            # Where the router is mounted, with which tags: as FastAPI composed them.
+            prefix, tags = self.prefix, ["resonate"]
+            for path, operations in list(paths.items()):
+                ids = {op.get("operationId") for op in operations.values()}
+                if "resonate_health" in ids:
+                    prefix = path.removesuffix("/health")
+                    tags = operations["get"].get("tags", tags)
+                if ids & _OPERATION_IDS:
+                    del paths[path]
+            ours = openapi.document(self.runtime.exposed, prefix, tags=tags)
+            paths.update(ours["paths"])
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                ours["components"]["schemas"]
+            )
+            return schema
 
-        async def start(
-            request: FastAPIRequest,
-            name: Name,
-            wait: Wait = None,
-            id: QueryId = None,
-        ) -> Response:
-            return await self._serve("start", request, {"name": name})
+        app.openapi = document  # type: ignore[method-assign]
 
-        async def status(request: FastAPIRequest, id: Id, wait: Wait = None) -> Response:
-            return await self._serve("status", request, {"id": id})
-
-        async def events(request: FastAPIRequest, id: Id) -> Response:
-            return await self._serve("events", request, {"id": id})
-
-        async def health(request: FastAPIRequest) -> Response:
-            return await self._serve("health", request, {})
-
-        endpoints: dict[str, Callable[..., Awaitable[Response]]] = {
-            "list_functions": list_functions,
-            "start": start,
-            "status": status,
-            "events": events,
-            "health": health,
-        }
-        for route in ROUTES:
-            self.add_api_route(
-                route.path,
-                endpoints[route.name],
-                methods=[route.method],
-                summary=route.summary,
-                name=f"resonate_{route.name}",
-                **_OPENAPI[route.name],
+    def _endpoint(self, route: Route) -> Callable[[FastAPIRequest], Any]:
+        async def endpoint(request: FastAPIRequest) -> Response:
+            body = b""
+            if route.method == "POST":
+                body = await read_capped(request.stream(), self.settings.body_limit)
+            neutral = neutral_request(
+                route,
+                method=request.method,
+                path=_external_path(request),
+                path_params=request.path_params,
+                query=dict(request.query_params.items()),
+                headers=request.headers.items(),
+                body=body,
+                principal=request.scope.get("user"),
+            )
+            response = await serve_async(self.hosted, route, neutral, request.url.path)
+            stream = async_stream(self.hosted, response)
+            if stream is not None:
+                return EventSourceResponse(stream, headers=response.headers)
+            return Response(
+                response.content(),
+                status_code=response.status,
+                headers=response.headers,
+                media_type=response.media_type,
             )
 
-
-_OPENAPI: dict[str, dict[str, Any]] = {
-    "list_functions": {"response_model": FunctionList, "responses": _problems(503)},
-    "start": {
-        "status_code": 202,
-        "response_model": StatusDocument,
-        "response_model_exclude_none": True,
-        "responses": {
-            200: {"model": StatusDocument, "description": "Settled"},
-            **_problems(400, 404, 413, 415, 422, 503),
-        },
-        "openapi_extra": {
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": StartBody.model_json_schema()}},
-            },
-            "parameters": [
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "Invocation id; wins over the id query parameter",
-                }
-            ],
-        },
-    },
-    "status": {
-        "response_model": StatusDocument,
-        "response_model_exclude_none": True,
-        "responses": _problems(400, 404, 503),
-    },
-    "events": {
-        "response_class": Response,
-        "responses": {
-            200: {
-                "description": "`event: status` frames with the status document",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            },
-            **_problems(400, 404, 503),
-        },
-    },
-    "health": {"response_model": Health, "responses": _problems(503)},
-}
+        endpoint.__name__ = f"resonate_{route.name}"
+        return endpoint
 
 
 def _external_path(request: FastAPIRequest) -> str:
@@ -204,15 +156,39 @@ def _external_path(request: FastAPIRequest) -> str:
     return path if path.startswith(root) else root + path
 
 
-def get_resonate(request: FastAPIRequest) -> Resonate:
-    """Dependency: the started Resonate client of the app's ResonateRouter."""
-    runtime: Runtime | None = getattr(request.state, _STATE_KEY, None)
-    if runtime is None:
+async def problem_handler(request: FastAPIRequest, exc: Exception) -> Response:
+    """Render a :class:`~resonate_web.Problem` raised in your own handler as problem+json:
+    ``app.add_exception_handler(Problem, problem_handler)``."""
+    if not isinstance(exc, Problem):  # pragma: no cover - registered for Problem only
+        raise exc
+    response = problem_response(exc, request.url.path)
+    return Response(
+        response.content(),
+        status_code=response.status,
+        headers=response.headers,
+        media_type=response.media_type,
+    )
+
+
+def _hosted(request: FastAPIRequest) -> Hosted:
+    hosted: Hosted | None = getattr(request.state, _STATE_KEY, None)
+    if hosted is None:
         raise RuntimeError(
             "no resonate-web runtime in this app: app.include_router(ResonateRouter(...)) "
             "and run the app with its lifespan"
         )
-    return runtime.client
+    return hosted
 
 
-ResonateDep = Annotated[Resonate, Depends(get_resonate)]
+def get_client(request: FastAPIRequest) -> AsyncClient:
+    """Dependency: the client of the app's ResonateRouter, for ``async def`` handlers."""
+    return _hosted(request).async_client
+
+
+def get_sync_client(request: FastAPIRequest) -> SyncClient:
+    """Dependency: the sync client, for ``def`` handlers (FastAPI runs them in a thread)."""
+    return _hosted(request).client
+
+
+ResonateDep = Annotated[AsyncClient, Depends(get_client)]
+SyncResonateDep = Annotated[SyncClient, Depends(get_sync_client)]

@@ -39,16 +39,11 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
 
+from resonate_web._adapter import CHUNK, neutral_request, read_capped_sync, serve_sync, sync_stream
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import (
-    ROUTES,
-    Request,
-    Route,
-    handle_sync,
-    mount_prefix,
-    read_capped_sync,
-)
+from resonate_web.gateway import ROUTES, Route, problem_response
+from resonate_web.problems import Problem
 from resonate_web.runtime import within
 from resonate_web.settings import ConfigurationError, Settings
 from resonate_web.worker import run_worker
@@ -56,7 +51,6 @@ from resonate_web.worker import run_worker
 __all__ = ["EXTENSION_KEY", "Resonate", "ResonateState"]
 
 EXTENSION_KEY = "resonate"
-_CHUNK = 64 * 1024
 
 
 #: What :meth:`Resonate.init_app` builds for one app (``app.extensions["resonate"]``).
@@ -100,6 +94,8 @@ class Resonate:
         hosted = host(settings, self.functions, wrap=within(app.app_context))
         app.extensions[EXTENSION_KEY] = hosted
         app.register_blueprint(_blueprint(), url_prefix=settings.prefix or None)
+        # A Problem the client raises in a view of yours answers as problem+json.
+        app.register_error_handler(Problem, _problem_view)
         app.cli.add_command(cli)
         atexit.register(hosted.portal.close)
 
@@ -130,6 +126,16 @@ class Resonate:
         atexit.unregister(portal.close)
 
 
+def _problem_view(problem: Problem) -> FlaskResponse:
+    response = problem_response(problem, request.path)
+    return FlaskResponse(
+        response.content(),
+        status=response.status,
+        headers=response.headers,
+        mimetype=response.media_type,
+    )
+
+
 def _state(app: Flask) -> ResonateState:
     state: ResonateState | None = app.extensions.get(EXTENSION_KEY)
     if state is None:
@@ -157,26 +163,26 @@ def _view(route: Route) -> Callable[..., FlaskResponse]:
         state = _state(current_app)
         body = b""
         if route.method == "POST":
-            chunks = iter(lambda: request.stream.read(_CHUNK), b"")
+            chunks = iter(lambda: request.stream.read(CHUNK), b"")
             body = read_capped_sync(chunks, state.settings.body_limit)
         path = request.script_root + request.path
-        neutral = Request(
+        neutral = neutral_request(
+            route,
             method=request.method,
+            path=path,
             path_params=path_params,
             query=request.args.to_dict(),
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=request.headers.items(),
             body=body,
-            prefix=mount_prefix(path, route, path_params),
             principal=request.environ.get("REMOTE_USER"),
         )
-        response = handle_sync(
-            state.portal, state.gateway, route.name, neutral, path, multiprocess=_multiprocess()
-        )
-        content = (
-            response.content() if response.stream is None else state.portal.iterate(response.stream)
-        )
+        response = serve_sync(state, route, neutral, path, multiprocess=_multiprocess())
+        stream = sync_stream(state, response)
         return FlaskResponse(
-            content, status=response.status, headers=response.headers, mimetype=response.media_type
+            response.content() if stream is None else stream,
+            status=response.status,
+            headers=response.headers,
+            mimetype=response.media_type,
         )
 
     view.__name__ = f"resonate_{route.name}"

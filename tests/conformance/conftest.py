@@ -1,0 +1,22 @@
+"""The conformance suite's fixtures: every case runs against every adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.adapters import ADAPTERS
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def client(adapter: str) -> Iterator[httpx.Client]:
+    """A live app of each adapter (in process or a real server), on the embedded backend."""
+    with ADAPTERS[adapter]() as c:
+        yield c

@@ -1,0 +1,158 @@
+"""The OpenAPI document: valid, one operation per function, and only what is sent.
+
+FastAPI merges the core's operations into ``/openapi.json``; Flask and Django
+serve the same document at ``{prefix}/openapi.json``. Every response a
+document lists is produced here by a real request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+from pydantic import BaseModel
+from resonate.context import Context
+
+from resonate_web import Functions, Settings
+from resonate_web.openapi import document
+from resonate_web.runtime import Runtime
+from tests.support.adapters import ADAPTERS
+from tests.support.procs import free_port
+
+P = "/resonate"
+
+
+def _spec(adapter: str) -> dict[str, Any]:
+    path = "/openapi.json" if adapter == "fastapi" else f"{P}/openapi.json"
+    with ADAPTERS[adapter]() as client:
+        response = client.get(path)
+    assert response.status_code == 200
+    spec: dict[str, Any] = response.json()
+    return spec
+
+
+@pytest.mark.parametrize("adapter", ["django", "fastapi", "flask"])
+def test_the_document_is_valid_openapi_with_an_operation_per_function(adapter: str) -> None:
+    spec = _spec(adapter)
+    validate(spec)
+    add = spec["paths"][f"{P}/functions/add"]["post"]
+    body = add["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["kwargs"]["properties"]["a"] == {"title": "A", "type": "integer"}
+    assert body["properties"]["kwargs"]["properties"]["b"]["type"] == "integer"
+    assert add["description"].startswith("Add two integers.")
+    assert f"{P}/functions/{{name}}" not in spec["paths"]
+
+
+def test_flask_and_django_serve_the_same_document() -> None:
+    assert _spec("flask")["paths"].keys() - {f"{P}/functions/app_config"} == (
+        _spec("django")["paths"].keys() - {f"{P}/functions/orders_seen"}
+    )
+
+
+class Item(BaseModel):
+    sku: str
+    qty: int
+
+
+def order(ctx: Context, items: list[Item]) -> int:
+    return len(items)
+
+
+def test_nested_models_become_components() -> None:
+    functions = Functions()
+    functions.expose(order)
+    spec = document(Runtime(Settings.load(environ={}), functions).exposed, "/r")
+    validate(spec)
+    assert "order.Item" in spec["components"]["schemas"]
+    assert "#/components/schemas/order.Item" in json.dumps(spec["paths"]["/r/functions/order"])
+
+
+# ── every documented response is one the route sends ────────────────────────
+
+Send = Callable[[httpx.Client, httpx.Client], httpx.Response]
+JSON = {"content-type": "application/json"}
+
+
+def _start(client: httpx.Client, **kwargs: Any) -> httpx.Response:
+    return client.post(f"{P}/functions/add", **kwargs)
+
+
+RECIPES: dict[tuple[str, str], Send] = {
+    ("/functions", "200"): lambda up, down: up.get(f"{P}/functions"),
+    ("/functions/add", "200"): lambda up, down: _start(
+        up, params={"wait": "5"}, content=b'{"args":[1,2]}', headers=JSON
+    ),
+    ("/functions/add", "202"): lambda up, down: up.post(
+        f"{P}/functions/slow", content=b'{"args":[30,"x"]}', headers=JSON
+    ),
+    ("/functions/add", "400"): lambda up, down: _start(up, content=b"{", headers=JSON),
+    ("/functions/add", "413"): lambda up, down: _start(
+        up, content=b'{"args":["' + b"x" * (1 << 21) + b'"]}', headers=JSON
+    ),
+    ("/functions/add", "415"): lambda up, down: _start(
+        up, content=b"1,2", headers={"content-type": "text/plain"}
+    ),
+    ("/functions/add", "422"): lambda up, down: _start(
+        up, content=b'{"args":[1,"x"]}', headers=JSON
+    ),
+    ("/functions/add", "503"): lambda up, down: _start(
+        down, content=b'{"args":[1,2]}', headers=JSON
+    ),
+    ("/invocations/{id}", "200"): lambda up, down: up.get(
+        f"{P}/invocations/" + _start(up, content=b'{"args":[1,2]}', headers=JSON).json()["id"]
+    ),
+    ("/invocations/{id}", "400"): lambda up, down: up.get(f"{P}/invocations/a..b"),
+    ("/invocations/{id}", "404"): lambda up, down: up.get(f"{P}/invocations/nobody"),
+    ("/invocations/{id}", "503"): lambda up, down: down.get(f"{P}/invocations/nobody"),
+    ("/invocations/{id}/events", "200"): lambda up, down: up.get(
+        f"{P}/invocations/"
+        + _start(up, params={"wait": "5"}, content=b'{"args":[1,2]}', headers=JSON).json()["id"]
+        + "/events"
+    ),
+    ("/invocations/{id}/events", "400"): lambda up, down: up.get(f"{P}/invocations/a..b/events"),
+    ("/invocations/{id}/events", "404"): lambda up, down: up.get(f"{P}/invocations/x/events"),
+    ("/invocations/{id}/events", "503"): lambda up, down: down.get(f"{P}/invocations/x/events"),
+    ("/health", "200"): lambda up, down: up.get(f"{P}/health"),
+    ("/health", "503"): lambda up, down: down.get(f"{P}/health"),
+}
+
+
+@pytest.fixture(scope="module")
+def fastapi_pair() -> Iterator[tuple[httpx.Client, httpx.Client, dict[str, Any]]]:
+    """One app whose backend answers, one whose backend is a closed port."""
+    with (
+        ADAPTERS["fastapi"]() as up,
+        ADAPTERS["fastapi"](url=f"http://127.0.0.1:{free_port()}", shutdown_timeout=1) as down,
+    ):
+        yield up, down, up.get("/openapi.json").json()
+
+
+def _documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for path, operations in spec["paths"].items():
+        if not path.startswith(P):
+            continue
+        route = path.removeprefix(P)
+        if route.startswith("/functions/") and route != "/functions/add":
+            continue  # one function's operation stands for them all
+        for operation in operations.values():
+            found |= {(route, code) for code in operation["responses"]}
+    return found
+
+
+def test_every_documented_response_is_sent(
+    fastapi_pair: tuple[httpx.Client, httpx.Client, dict[str, Any]],
+) -> None:
+    up, down, spec = fastapi_pair
+    assert _documented(spec) == set(RECIPES)
+    for (route, code), send in RECIPES.items():
+        response = send(up, down)
+        assert str(response.status_code) == code, (route, code, response.text[:200])
+        documented = spec["paths"][P + route]
+        (operation,) = documented.values()
+        media = list(operation["responses"][code].get("content", {}))
+        assert response.headers["content-type"].split(";")[0] in media, (route, code)
