@@ -1,0 +1,46 @@
+"""What the interop tests run (no tests here): a FastAPI gateway dispatching to a
+TypeScript worker group.
+
+Gateway: ``uvicorn tests.support.interop_app:app`` with ``RESONATE_URL`` set.
+The TypeScript workers are ``tests/interop/ts-worker/worker.js ts-workers``.
+
+The TypeScript functions are exposed by name, with a stub for their signature.
+A TypeScript function takes positional arguments only, so the stubs declare
+theirs positional-only (``/``): the gateway then sends them as ``args``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from resonate.context import Context
+
+from resonate_web import Functions
+from resonate_web.fastapi import ResonateRouter
+
+TS_GROUP = "ts-workers"
+
+functions = Functions()
+
+
+# ── served by the TypeScript workers (tests/interop/ts-worker/worker.js) ─────
+
+
+def _add(ctx: Context, a: int, b: int, /) -> int: ...
+def _slow(ctx: Context, seconds: float, tag: str, /) -> str: ...
+def _fail(ctx: Context, message: str, /) -> None: ...
+def _countdown(ctx: Context, n: int, delay: float, /) -> int: ...
+def _whoami(ctx: Context) -> str: ...
+
+
+for _name, _stub in (
+    ("add", _add),
+    ("slow", _slow),
+    ("fail", _fail),
+    ("countdown", _countdown),
+    ("whoami", _whoami),
+):
+    functions.expose_remote(_name, target=TS_GROUP, signature=_stub)
+
+
+app = FastAPI()
+app.include_router(ResonateRouter(functions))
