@@ -2,9 +2,10 @@
 
 Real processes on free 127.0.0.1 ports, ended by PID: the dev server, workers
 written with the TypeScript SDK (``tests/interop/ts-worker/worker.js``, run by
-node, ``@resonatehq/sdk`` pinned by its lockfile), and a FastAPI gateway
-(``tests/support/interop_app.py``) that exposes the TypeScript functions with
-``expose_remote(name, target="ts-workers", signature=...)``.
+node, ``@resonatehq/sdk`` pinned by its lockfile), a Python worker group, and one
+FastAPI gateway (``tests/support/interop_app.py``) that exposes the TypeScript
+functions with ``expose_remote(name, target="ts-workers", signature=...)`` and
+its own with ``expose(fn, target="py-workers")``.
 
 ``make test`` installs the worker's packages (``npm ci``); run directly, the
 tests install them when they are missing. Without Node.js they skip.
@@ -31,7 +32,7 @@ from resonate_base import PROTOCOL_VERSION
 from resonate_web import devserver
 from resonate_web.devserver import DevServer
 from tests.support import procs
-from tests.support.interop_app import TS_GROUP
+from tests.support.interop_app import PY_GROUP, TS_GROUP
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,6 +62,7 @@ class Cluster:
     logs: Path
     execlog: Path
     ts_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    py_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0
 
     def add_ts_worker(self) -> subprocess.Popen[bytes]:
@@ -91,12 +93,15 @@ def cluster(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
         c = Cluster(server=server, gateway="", node=node, logs=logs, execlog=logs / "exec.log")
         try:
             c.add_ts_worker()
+            c.py_workers.append(
+                procs.start_worker(APP, server, group=PY_GROUP, log=logs / "py-worker.log")
+            )
             with procs.gateway(f"{APP}:app", server, log=logs / "gateway.log") as (gateway, _):
                 c.gateway = gateway
                 procs.wait_streams(server, "gateway", 1)
                 yield c
         finally:
-            for proc in c.ts_workers:
+            for proc in c.ts_workers + c.py_workers:
                 procs.stop(proc)
 
 
@@ -203,6 +208,26 @@ def test_a_killed_typescript_worker_s_invocation_completes_on_another(cluster: C
     ends = [pid for pid, event in runs if event == "end"]
     assert len(ends) == 1 and ends[0] != victim_pid
     assert (ends[0], "start") in runs
+
+
+# ── a Python group and a TypeScript group behind one gateway ────────────────
+
+
+def test_one_gateway_dispatches_to_a_python_and_a_typescript_group(cluster: Cluster) -> None:
+    listing = httpx.get(f"{cluster.gateway}/resonate/functions", timeout=10).json()
+    targets = {f["name"]: f["target"] for f in listing["functions"]}
+    assert (targets["add"], targets["py_mul"]) == (TS_GROUP, PY_GROUP)
+
+    calls: list[tuple[str, list[Any]]] = [("whoami", []), ("py_whoami", [])]
+    for n in range(10):
+        calls += [("add", [n, n]), ("py_mul", [n, 3])]
+    docs = call_all(cluster.gateway, calls)
+    results = [d["result"] for d in docs]
+    assert results[:2] == [f"typescript:{TS_GROUP}", f"python:{PY_GROUP}"]
+    assert results[2:] == [r for n in range(10) for r in (n + n, n * 3)]
+
+    rejected = post(cluster.gateway, "py_fail", "no such order", wait=30).json()
+    assert (rejected["status"], rejected["error"]["message"]) == ("rejected", "no such order")
 
 
 # ── the wire, checked by the TypeScript SDK's own validators ────────────────
