@@ -11,7 +11,7 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/d
 	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
 	    command -v "$$c" || echo "$$c"; exit 0; fi; done; exit 1
 
-.PHONY: demo test lint typecheck unit example-distributed example-distributed-demo clean python
+.PHONY: demo test lint typecheck unit interop-deps example-distributed example-distributed-demo clean python
 
 python:
 	@( $(FIND_PYTHON) ) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
@@ -58,10 +58,23 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-unit: $(VENV)/.installed
+# The TypeScript worker of the interop tests, installed from its lockfile when
+# Node.js and npm are here (without them those tests skip, saying so).
+TS_WORKER := tests/interop/ts-worker
+
+interop-deps:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) -s $(TS_WORKER)/node_modules/.installed; \
+	else echo "Node.js/npm not found: the TypeScript interop tests will be skipped."; fi
+
+$(TS_WORKER)/node_modules/.installed: $(TS_WORKER)/package.json $(TS_WORKER)/package-lock.json
+	cd $(TS_WORKER) && npm ci --loglevel=error
+	@touch $@
+
+unit: $(VENV)/.installed interop-deps
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_WORKER)/node_modules

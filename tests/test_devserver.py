@@ -101,8 +101,149 @@ async def wait_streams(dev: DevServer, group: str, count: int) -> None:
 def test_addresses() -> None:
     assert Address.parse("poll://any@workers") == Address("workers", None)
     assert Address.parse("poll://uni@gateway/abc") == Address("gateway", "abc")
-    for bad in ("http://x", "poll://workers", "poll://uni@g", "poll://any@", "poll://uni@g/a/b"):
+    assert Address.parse("poll://any@workers/abc") == Address("workers", None, prefer="abc")
+    for bad in (
+        "http://x",
+        "poll://workers",
+        "poll://uni@g",
+        "poll://any@",
+        "poll://uni@g/a/b",
+        "poll://any@g/",
+        "poll://any@g/a/b",
+    ):
         assert Address.parse(bad) is None
+
+
+# ── the wire, in process: the protocol's shapes and versions ────────────────
+
+
+class Recorder(DevServer):
+    """A dev server that also keeps every message it routes, as sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Any] = []
+
+    def deliver(self, message: devserver.Message, *, avoid: devserver.Stream | None = None) -> None:
+        self.sent.append(message.body)
+        super().deliver(message, avoid=avoid)
+
+
+def rpc(dev: DevServer, kind: str, data: Any, corr_id: str = "c-2") -> dict[str, Any]:
+    head = {"corrId": corr_id, "version": PROTOCOL_VERSION}
+    status, body = dev.apply(json.dumps({"kind": kind, "head": head, "data": data}).encode())
+    assert status == 200
+    response: dict[str, Any] = json.loads(body)
+    assert (response["kind"], response["head"]["corrId"]) == (kind, corr_id)
+    assert response["head"]["version"] == PROTOCOL_VERSION
+    return response
+
+
+def test_task_versions_count_acquisitions() -> None:
+    dev = Recorder()
+    target = "poll://any@w"
+    rpc(
+        dev,
+        "promise.create",
+        {"id": "t", "param": {}, "tags": {"resonate:target": target}, "timeoutAt": 2**62},
+    )
+    assert dev.sent == [
+        {"kind": "execute", "head": {}, "data": {"task": {"id": "t", "version": 0}}}
+    ]
+
+    def acquire(version: int) -> dict[str, Any]:
+        return rpc(dev, "task.acquire", {"id": "t", "version": version, "pid": "p", "ttl": 60_000})
+
+    assert acquire(1)["head"]["status"] == 409  # not the version it was dispatched at
+    first = acquire(0)
+    assert first["head"]["status"] == 200
+    assert first["data"]["task"] == {
+        "id": "t",
+        "state": "acquired",
+        "version": 1,
+        "resumes": 0,
+        "ttl": 60_000,
+        "pid": "p",
+    }
+    assert acquire(0)["head"]["status"] == 409  # held
+    # The holder's requests are fenced by the version its acquisition returned.
+    stale = rpc(dev, "task.release", {"id": "t", "version": 0})
+    assert (stale["head"]["status"], stale["data"]) == (
+        409,
+        "version mismatch: task t is acquired at version 1, not 0",
+    )
+    rpc(dev, "task.heartbeat", {"pid": "p", "tasks": [{"id": "t", "version": 1}]})
+    assert rpc(dev, "task.release", {"id": "t", "version": 1})["head"]["status"] == 200
+    # Released: dispatched again at the version it was held at, acquired one on.
+    assert dev.sent[-1] == {
+        "kind": "execute",
+        "head": {},
+        "data": {"task": {"id": "t", "version": 1}},
+    }
+    assert acquire(0)["head"]["status"] == 409
+    assert acquire(1)["data"]["task"]["version"] == 2
+    fulfilled = rpc(
+        dev,
+        "task.fulfill",
+        {
+            "id": "t",
+            "version": 2,
+            "action": {
+                "kind": "promise.settle",
+                "head": {"corrId": "c-3", "version": PROTOCOL_VERSION},
+                "data": {"id": "t", "state": "resolved", "value": {"data": "MQ=="}},
+            },
+        },
+    )
+    assert fulfilled["head"]["status"] == 200
+    assert fulfilled["data"]["promise"]["state"] == "resolved"
+    assert fulfilled["data"]["promise"]["value"] == {"data": "MQ=="}
+
+
+def test_records_errors_and_fences_have_the_protocol_s_shape() -> None:
+    dev = Recorder()
+    created = rpc(dev, "promise.create", {"id": "p", "param": {}, "tags": {}, "timeoutAt": 2**62})
+    assert created["head"]["status"] == 200
+    record = created["data"]["promise"]
+    # A pending promise: an empty value, not null; no settledAt at all.
+    assert set(record) == {"id", "state", "param", "value", "tags", "timeoutAt", "createdAt"}
+    assert (record["param"], record["value"]) == ({}, {})
+
+    missing = rpc(dev, "promise.get", {"id": "nobody"})
+    assert (missing["head"]["status"], missing["data"]) == (404, "promise nobody not found")
+    forged = rpc(dev, "promise.settle", {"id": "p", "state": "rejected_timedout", "value": {}})
+    assert forged["head"]["status"] == 400 and isinstance(forged["data"], str)
+    for kind in ("task.halt", "promise.search", "promise.register_callback"):
+        unimplemented = rpc(dev, kind, {"id": "p"})
+        assert unimplemented["head"]["status"] == 501 and isinstance(unimplemented["data"], str)
+
+    # A task created (and acquired) by its first process, at version 1.
+    root = {"id": "r", "param": {}, "tags": {"resonate:target": "poll://any@w"}, "timeoutAt": 2**62}
+    action = {"kind": "promise.create", "head": {"corrId": "c-4", "version": PROTOCOL_VERSION}}
+    task = rpc(dev, "task.create", {"pid": "me", "ttl": 60_000, "action": {**action, "data": root}})
+    assert task["head"]["status"] == 200
+    assert task["data"]["task"]["version"] == 1
+    assert rpc(dev, "task.get", {"id": "r"})["data"]["task"] == task["data"]["task"]
+    assert rpc(dev, "task.get", {"id": "nothing"})["head"]["status"] == 404
+    # A fence answers with its action's whole response, nested.
+    fenced = rpc(
+        dev,
+        "task.fence",
+        {
+            "id": "r",
+            "version": 1,
+            "action": {
+                **action,
+                "data": {"id": "r:0", "param": {}, "tags": {}, "timeoutAt": 2**62},
+            },
+        },
+    )
+    assert fenced["head"]["status"] == 200
+    nested = fenced["data"]["action"]
+    assert nested["kind"] == "promise.create"
+    assert nested["head"] == {"corrId": "c-2", "status": 200, "version": PROTOCOL_VERSION}
+    assert nested["data"]["promise"]["id"] == "r:0"
+    assert isinstance(fenced["data"]["preload"], list)
 
 
 async def test_health_and_protocol_errors(server: tuple[str, DevServer]) -> None:
@@ -126,7 +267,7 @@ async def test_anycast_waits_for_a_member_and_moves_when_its_stream_drops(
 ) -> None:
     url, dev = server
     created = await create(url, "job-1", "poll://any@g")
-    assert created["head"]["status"] == 201
+    assert created["head"]["status"] == 200  # the protocol's create: 200, new or not
     port = int(url.rsplit(":", 1)[1])
     # A member that connects, receives the execute, and vanishes without a word.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -135,13 +276,18 @@ async def test_anycast_waits_for_a_member_and_moves_when_its_stream_drops(
     async with asyncio.timeout(5):
         while b"job-1" not in received:
             received += await reader.read(4096)
-    assert b'data: {"kind":"execute","data":{"task":{"id":"job-1","version":0}}}' in received
+    execute = b'{"kind":"execute","head":{},"data":{"task":{"id":"job-1","version":0}}}'
+    assert b"data: " + execute in received
     writer.transport.abort()
     await wait_streams(dev, "g", 0)
     # Nobody acquired the task: the next member gets it now, not after the 30 s retry.
     async with Listener(url, "g", "p2") as p2:
         message = await p2.next(within=2)
-        assert message == {"kind": "execute", "data": {"task": {"id": "job-1", "version": 0}}}
+        assert message == {
+            "kind": "execute",
+            "head": {},
+            "data": {"task": {"id": "job-1", "version": 0}},
+        }
         acquired = await call(
             url, "task.acquire", {"id": "job-1", "version": 0, "pid": "p2", "ttl": 60_000}
         )
@@ -162,6 +308,28 @@ async def test_anycast_round_robin(server: tuple[str, DevServer]) -> None:
         got_b = {(await b.next())["data"]["task"]["id"] for _ in range(2)}
         assert got_a | got_b == {f"rr-{n}" for n in range(4)}
         assert await a.silent(0.2) and await b.silent(0.2)
+
+
+async def test_anycast_prefers_the_member_its_address_names(server: tuple[str, DevServer]) -> None:
+    url, dev = server
+    async with Listener(url, "pf", "a") as a:
+        async with Listener(url, "pf", "b") as b:
+            await wait_streams(dev, "pf", 2)
+            for n in range(3):
+                await create(url, f"pf-{n}", "poll://any@pf/b")
+            assert [(await b.next())["data"]["task"]["id"] for _ in range(3)] == [
+                "pf-0",
+                "pf-1",
+                "pf-2",
+            ]
+            assert await a.silent(0.2)
+            for n in range(3):
+                acquire = {"id": f"pf-{n}", "version": 0, "pid": "b", "ttl": 60_000}
+                assert (await call(url, "task.acquire", acquire))["head"]["status"] == 200
+        await wait_streams(dev, "pf", 1)
+        # The member it names is gone: any other member will do.
+        await create(url, "pf-3", "poll://any@pf/b")
+        assert (await a.next())["data"]["task"]["id"] == "pf-3"
 
 
 async def test_unblock_goes_to_the_listener_s_own_stream(server: tuple[str, DevServer]) -> None:
@@ -236,6 +404,16 @@ async def test_a_waiting_task_is_held_back_once(server: tuple[str, DevServer]) -
     async with Listener(url, "late", "p") as member:
         assert (await member.next())["data"]["task"]["id"] == "once"
         assert await member.silent(0.3)
+
+
+def test_held_executes_are_forgotten_once_their_task_is_done() -> None:
+    dev = DevServer()
+    tags = {"resonate:target": "poll://any@nobody"}
+    rpc(dev, "promise.create", {"id": "gone", "param": {}, "tags": tags, "timeoutAt": 2**62})
+    rpc(dev, "promise.create", {"id": "kept", "param": {}, "tags": tags, "timeoutAt": 2**62})
+    rpc(dev, "promise.settle", {"id": "gone", "state": "resolved", "value": {}})
+    dev.prune()
+    assert list(dev._anycast_backlog["nobody"]) == ["kept"]
 
 
 def test_resonate_web_dev_serves_until_sigterm_and_exits_0() -> None:

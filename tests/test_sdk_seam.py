@@ -181,8 +181,11 @@ def test_server_state_and_envelopes() -> None:
         )
         assert isinstance(_sdk.wrap_response_envelope({"kind": "x"}), dict)
         assert isinstance(state.outgoing, list) and isinstance(state.tasks, dict)
+        assert isinstance(state.promises, dict) and isinstance(state.t_timeouts, list)
+        assert {"id", "state", "version", "pid", "resumes"} <= set(_sdk.Task.__struct_fields__)
+        assert _sdk.extract_action_data({"data": {"x": 1}}) is not None
     except Exception as exc:
-        _fail("ServerState / unwrap_request_envelope / wrap_response_envelope", exc)
+        _fail("ServerState / Task / envelopes / extract_action_data", exc)
     assert json.dumps(flat)
 
 

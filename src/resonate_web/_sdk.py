@@ -25,6 +25,8 @@ from resonate.connections import LocalConnection
 from resonate.connections.local import (
     OutgoingMessage,
     ServerState,
+    Task,
+    extract_action_data,
     unwrap_request_envelope,
     wrap_response_envelope,
 )
@@ -39,10 +41,12 @@ __all__ = [
     "SDK_RANGE",
     "OutgoingMessage",
     "ServerState",
+    "Task",
     "child_id",
     "client_pid",
     "decode_value",
     "embedded_connection",
+    "extract_action_data",
     "held_tasks",
     "is_workflow",
     "read_promise",

@@ -11,14 +11,21 @@ processes without installing anything else:
 
 Protocol semantics are not re-implemented here: every request is applied to the
 SDK's own reference state machine (:class:`resonate.connections.local.ServerState`,
-the one behind its in-process connection). This module only adds what a
-network server needs around it: a clock that advances timers and leases, and
-delivery of the state machine's outgoing messages by address --
-``poll://uni@{group}/{pid}`` to that process's stream, ``poll://any@{group}`` to
-one connected member of the group (round robin), held back while nobody is
-connected. When a stream drops, what was queued for it, and every ``execute``
-it was sent that nobody has picked up, moves to another member at once, so a
-killed worker's work does not wait for the state machine's 30 s retry.
+the one behind its in-process connection). This module adds what a network
+server needs around it: a clock that advances timers and leases, and delivery
+of the state machine's outgoing messages by address -- ``poll://uni@{group}/{pid}``
+to that process's stream, ``poll://any@{group}`` to one connected member of the
+group (round robin; ``poll://any@{group}/{pid}`` prefers that member while it is
+connected), held back while nobody is connected. When a stream drops, what was
+queued for it, and every ``execute`` it was sent that nobody has picked up,
+moves to another member at once, so a killed worker's work does not wait for the
+state machine's 30 s retry.
+
+On the wire it speaks the Resonate server's protocol, as every SDK validates it
+(the TypeScript SDK checks each response field by field), and translates where
+the state machine's own dialect differs (see :class:`Wire`): task versions
+count acquisitions, records carry exactly the protocol's fields, an error's
+``data`` is its message, and pushed messages carry a ``head``.
 
 State is in memory: restarting the dev server forgets everything. Schedules are
 stored but never fired (the state machine keeps them as stubs). Use a Resonate
@@ -41,12 +48,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from resonate.error import ServerError
+from resonate_base import PROTOCOL_VERSION
 
 from resonate_web._sdk import (
     OutgoingMessage,
     ServerState,
+    Task,
+    extract_action_data,
     unwrap_request_envelope,
-    wrap_response_envelope,
 )
 
 logger = logging.getLogger("resonate_web.devserver")
@@ -72,23 +81,29 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Address:
-    """A parsed ``poll://`` delivery address."""
+    """A parsed ``poll://`` delivery address.
+
+    ``uni@{group}/{pid}`` is that process; ``any@{group}`` any member of the
+    group; ``any@{group}/{pid}`` (the TypeScript SDK's own anycast address) any
+    member, that process first while it is connected.
+    """
 
     group: str
     pid: str | None  # None: any member of the group
+    prefer: str | None = None
 
     @classmethod
     def parse(cls, address: str) -> Address | None:
         if not address.startswith(_SCHEME):
             return None
         mode, sep, rest = address.removeprefix(_SCHEME).partition("@")
-        if not sep:
-            return None
-        if mode == "any" and rest and not set(rest) & _FORBIDDEN:
-            return cls(rest, None)
         group, slash, pid = rest.partition("/")
-        if mode == "uni" and slash and _name_ok(group) and _name_ok(pid):
+        if not (sep and _name_ok(group)) or (slash and not _name_ok(pid)):
+            return None
+        if mode == "uni" and slash:
             return cls(group, pid)
+        if mode == "any":
+            return cls(group, None, pid or None)
         return None
 
 
@@ -136,6 +151,7 @@ class DevServer:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.state = ServerState()
+        self.wire = Wire(self.state)
         self.tick_interval = tick_interval
         self.keepalive = keepalive
         self.unicast_retention = unicast_retention
@@ -161,22 +177,28 @@ class DevServer:
         try:
             request = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
-            return 400, _envelope_error(None, None, 400, f"invalid JSON request: {exc}")
+            return 400, envelope(None, None, None, 400, f"invalid JSON request: {exc}")
         flat = unwrap_request_envelope(request)
-        kind = flat.get("kind") if isinstance(flat, dict) else None
-        corr_id = flat.get("corrId") if isinstance(flat, dict) else None
+        if not isinstance(flat, dict):
+            flat = {}
+        kind, corr_id = flat.get("kind"), flat.get("corrId")
+        head = request.get("head") if isinstance(request, dict) else None
+        version = head.get("version") if isinstance(head, dict) else None
         try:
-            response = self.state.apply(self._clock(), flat)
+            self.wire.inbound(flat)
+            now = self._clock()
+            response = self.wire.answer(flat, now) or self.state.apply(now, flat)
         except ServerError as exc:
             self.state.outgoing = []
-            return 200, _envelope_error(kind, corr_id, exc.code, exc.message)
+            return 200, envelope(kind, corr_id, version, exc.code, exc.message)
         except Exception as exc:  # a request the state machine cannot digest
             logger.exception("request %s failed", kind)
             self.state.outgoing = []
-            return 200, _envelope_error(kind, corr_id, 500, f"{type(exc).__name__}: {exc}")
+            return 200, envelope(kind, corr_id, version, 500, f"{type(exc).__name__}: {exc}")
         outgoing, self.state.outgoing = self.state.outgoing, []
         self._route(outgoing)
-        return 200, msgspec.json.encode(wrap_response_envelope(response))
+        status, data = self.wire.outbound(flat, response, corr_id=corr_id, version=version)
+        return 200, envelope(kind, corr_id, version, status, data)
 
     def tick(self) -> None:
         """Advance time: expire promises, release lapsed leases, retry tasks."""
@@ -196,7 +218,7 @@ class DevServer:
 
     def _route(self, outgoing: list[OutgoingMessage]) -> None:
         for out in outgoing:
-            self.deliver(Message(out.address, out.message))
+            self.deliver(Message(out.address, self.wire.message(out.message)))
 
     def deliver(self, message: Message, *, avoid: Stream | None = None) -> None:
         """Queue ``message`` on the stream its address names, or hold it back."""
@@ -212,6 +234,11 @@ class DevServer:
                 backlog = self._unicast_backlog.setdefault((address.group, address.pid), deque())
                 backlog.append((time.monotonic(), message))
             return
+        if address.prefer is not None:
+            stream = self._unicast_stream(address.group, address.prefer, avoid)
+            if stream is not None:
+                stream.queue.put_nowait(message)
+                return
         members = [s for s in self._streams.get(address.group, []) if s is not avoid]
         if not members:
             ref = message.task()
@@ -274,12 +301,23 @@ class DevServer:
         )
 
     def prune(self) -> None:
-        """Forget delivered executes that were claimed, and expired unicast backlog."""
+        """Forget executes that were claimed or settled, and expired unicast backlog.
+
+        A group nobody serves keeps its backlog until its tasks are done: the
+        TypeScript SDK's durable timers, for one, target the group ``default``,
+        and what settles them is the clock, not a member.
+        """
         for members in self._streams.values():
             for stream in members:
                 for tid, message in list(stream.delivered.items()):
                     if not self.is_current(message):
                         del stream.delivered[tid]
+        for group, held in list(self._anycast_backlog.items()):
+            for key, message in list(held.items()):
+                if not self.is_current(message):
+                    del held[key]
+            if not held:
+                del self._anycast_backlog[group]
         horizon = time.monotonic() - self.unicast_retention
         for key, backlog in list(self._unicast_backlog.items()):
             while backlog and backlog[0][0] < horizon:
@@ -376,12 +414,269 @@ class DevServer:
         return response
 
 
-def _envelope_error(kind: Any, corr_id: Any, status: int, message: str) -> bytes:
-    return msgspec.json.encode(
-        wrap_response_envelope(
-            {"kind": kind, "corrId": corr_id, "status": status, "error": message}
+# ── the wire: the Resonate protocol at the state machine's edge ─────────────
+
+#: Kinds of the protocol that the state machine does not implement.
+NOT_IMPLEMENTED = frozenset(
+    {
+        "promise.register_callback",
+        "promise.search",
+        "task.halt",
+        "task.continue",
+        "task.search",
+    }
+)
+#: The states a client may settle a promise with (``rejected_timedout`` is the server's).
+SETTLE_STATES = frozenset({"resolved", "rejected", "rejected_canceled"})
+#: Requests a task's holder makes, fenced by the version its acquisition returned.
+_HOLDER_KINDS = frozenset({"task.fence", "task.fulfill", "task.release", "task.suspend"})
+_STATUS_TEXT = {
+    400: "bad request",
+    404: "not found",
+    409: "conflict",
+    422: "unprocessable entity",
+    501: "not implemented",
+}
+_PROMISE_FIELDS = ("id", "state", "param", "value", "tags", "timeoutAt", "createdAt", "settledAt")
+_SCHEDULE_FIELDS = (
+    "id",
+    "cron",
+    "promiseId",
+    "promiseTimeout",
+    "promiseParam",
+    "promiseTags",
+    "createdAt",
+    "nextRunAt",
+    "lastRunAt",
+)
+_VALUE_FIELDS = ("param", "value", "promiseParam")
+
+
+class Wire:
+    """Requests, responses and messages: the protocol outside, the state machine's
+    dialect inside.
+
+    Versions. On a Resonate server a task's version counts its acquisitions: an
+    ``execute`` names the version to acquire at, ``task.acquire`` refuses any
+    other (409) and answers with the task one version on, and that version
+    fences every later request of the holder (``task.fence``, ``.suspend``,
+    ``.fulfill``, ``.release``, ``.heartbeat``). The state machine counts
+    returns to ``pending`` instead (a release, a lapsed lease, a resume),
+    leaves the version alone on acquire and checks it only on fence and
+    heartbeat. The two counts agree while a task is pending, and the protocol's
+    is one more while it is acquired or suspended; so the version is
+    translated on the way in and out, and checked here where the state machine
+    does not.
+
+    Shapes. Records carry exactly the protocol's fields: a value (``param``,
+    ``value``) is an object, never ``null``; an absent time or pid is left
+    out, not ``null``; a task record counts its ``resumes``. A create answers
+    200 whether new or not. An error's ``data`` is its message, a string. A
+    fence answers with the nested response of its action. Pushed messages carry
+    a ``head``. ``task.get`` is answered here; the other kinds the state machine
+    lacks answer 501.
+    """
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    # ── in ──────────────────────────────────────────────────────────────────
+
+    def inbound(self, request: dict[str, Any]) -> None:
+        """Check a flat request and rewrite it into the state machine's terms.
+
+        Raises :class:`ServerError` for a request the server refuses outright.
+        """
+        kind = request.get("kind")
+        if kind in NOT_IMPLEMENTED:
+            raise ServerError(501, f"{kind} is not implemented by the dev server")
+        action = request.get("action")
+        if kind == "promise.settle":
+            _check_settle(request)
+        elif kind == "task.fulfill" or (
+            kind == "task.fence"
+            and isinstance(action, dict)
+            and action.get("kind") == "promise.settle"
+        ):
+            _check_settle(extract_action_data(action))
+        if kind == "task.acquire":
+            task = self._task(request.get("id"))
+            version = request.get("version")
+            if task is not None and task.state == "pending" and not _same(version, task.version):
+                raise ServerError(409, _mismatch(task, version, task.version))
+        elif kind in _HOLDER_KINDS:
+            task = self._task(request.get("id"))
+            if task is not None and task.state == "acquired":
+                version = request.get("version")
+                if not _same(version, task.version + 1):
+                    raise ServerError(409, _mismatch(task, version, task.version + 1))
+                request["version"] = task.version
+        elif kind == "task.heartbeat" and isinstance(request.get("tasks"), list):
+            request["tasks"] = [_held_ref(ref) for ref in request["tasks"]]
+
+    def answer(self, request: dict[str, Any], now: int) -> dict[str, Any] | None:
+        """The response to a read the state machine lacks (``task.get``), else ``None``."""
+        if request.get("kind") != "task.get":
+            return None
+        reply = {"kind": "task.get", "corrId": request.get("corrId")}
+        task = self._task(request.get("id"))
+        if task is None:
+            return {**reply, "status": 404, "error": f"task {request.get('id')} not found"}
+        record = task.to_record()
+        promise = self.state.promises.get(task.id)
+        if promise is not None and (promise.state != "pending" or now >= promise.timeout_at):
+            record = {"id": task.id, "state": "fulfilled", "version": task.version}
+        return {**reply, "status": 200, "task": record}
+
+    # ── out ─────────────────────────────────────────────────────────────────
+
+    def outbound(
+        self, request: dict[str, Any], response: dict[str, Any], *, corr_id: Any, version: Any
+    ) -> tuple[int, Any]:
+        """The protocol's ``(status, data)`` for the state machine's flat response."""
+        status = response.get("status", 200)
+        if status == 201:  # the state machine's "created"; the protocol answers 200 either way
+            status = 200
+        if status not in (200, 300):
+            error = response.get("error")
+            return status, error if isinstance(error, str) and error else _status_text(status)
+        data: dict[str, Any] = {}
+        for key, value in response.items():
+            if key in ("kind", "corrId", "status", "redirect", "error"):
+                continue
+            if key == "promise":
+                data[key] = promise_record(value)
+            elif key == "task":
+                data[key] = self.task_record(value)
+            elif key == "preload":
+                data[key] = [promise_record(p) for p in value or []]
+            elif key == "schedule":
+                data[key] = schedule_record(value)
+            elif key == "schedules":
+                data[key] = [schedule_record(s) for s in value or []]
+            elif key == "action":
+                data[key] = _fence_action(request, value, corr_id, version)
+            elif value is not None:
+                data[key] = value
+        return status, data
+
+    def task_record(self, record: Any) -> Any:
+        if not isinstance(record, dict):
+            return record
+        state, version = record.get("state"), record.get("version")
+        if state in ("acquired", "suspended") and isinstance(version, int):
+            version += 1
+        task = self._task(record.get("id"))
+        out = {
+            "id": record.get("id"),
+            "state": state,
+            "version": version,
+            "resumes": len(task.resumes) if task is not None else 0,
+        }
+        for key in ("ttl", "pid"):
+            if record.get(key) is not None:
+                out[key] = record[key]
+        return out
+
+    def message(self, body: Any) -> Any:
+        """A pushed message as the protocol has it: ``{kind, head, data}``."""
+        if not isinstance(body, dict):
+            return body
+        data = body.get("data")
+        if body.get("kind") == "unblock" and isinstance(data, dict):
+            data = {**data, "promise": promise_record(data.get("promise"))}
+        return {"kind": body.get("kind"), "head": {}, "data": data}
+
+    def _task(self, id: Any) -> Task | None:
+        return self.state.tasks.get(id) if isinstance(id, str) else None
+
+
+def promise_record(record: Any) -> Any:
+    """A promise record with the protocol's fields, no ``null`` in place of a value."""
+    if not isinstance(record, dict):
+        return record
+    return _record(record, _PROMISE_FIELDS)
+
+
+def schedule_record(record: Any) -> Any:
+    if not isinstance(record, dict):
+        return record
+    return _record(record, _SCHEDULE_FIELDS)
+
+
+def _record(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in fields:
+        value = record.get(key)
+        if key in _VALUE_FIELDS:
+            out[key] = _value(value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _value(value: Any) -> Any:
+    """``{headers?, data?}``: ``{}`` for none, and no member that is ``null``."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
+
+
+def _fence_action(request: dict[str, Any], action: Any, corr_id: Any, version: Any) -> Any:
+    """The response of a fenced action, nested as a whole response envelope."""
+    inner = action.get("data") if isinstance(action, dict) else None
+    promise = inner.get("promise") if isinstance(inner, dict) else None
+    sent = request.get("action")
+    kind = sent.get("kind") if isinstance(sent, dict) else None
+    status = 200 if promise is not None else 404
+    return {
+        "kind": kind,
+        "head": {"corrId": corr_id, "status": status, "version": _version(version)},
+        "data": {"promise": promise_record(promise)} if promise is not None else "not found",
+    }
+
+
+def _check_settle(settle: Any) -> None:
+    state = settle.get("state") if isinstance(settle, dict) else None
+    if state not in SETTLE_STATES:
+        raise ServerError(
+            400, f"invalid state {state!r}: one of {', '.join(sorted(SETTLE_STATES))}"
         )
-    )
+
+
+def _held_ref(ref: Any) -> Any:
+    """A heartbeat's ``{id, version}`` at the state machine's version."""
+    if isinstance(ref, dict) and _is_int(ref.get("version")):
+        return {**ref, "version": ref["version"] - 1}
+    return ref
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _same(version: Any, expected: int) -> bool:
+    return _is_int(version) and version == expected
+
+
+def _mismatch(task: Task, sent: Any, expected: int) -> str:
+    return f"version mismatch: task {task.id} is {task.state} at version {expected}, not {sent!r}"
+
+
+def _status_text(status: int) -> str:
+    return _STATUS_TEXT.get(status, "error")
+
+
+def _version(version: Any) -> str:
+    return version if isinstance(version, str) else PROTOCOL_VERSION
+
+
+def envelope(kind: Any, corr_id: Any, version: Any, status: int, data: Any) -> bytes:
+    """A response envelope; ``head.version`` echoes the request's."""
+    head = {"corrId": corr_id, "status": status, "version": _version(version)}
+    return msgspec.json.encode({"kind": kind, "head": head, "data": data})
 
 
 async def serve(

@@ -178,16 +178,17 @@ def _model_signature(model: type[pydantic.BaseModel]) -> inspect.Signature:
 class Binder:
     """Binds ``args``/``kwargs`` to a signature and validates them with pydantic."""
 
-    def __init__(self, name: str, signature: inspect.Signature) -> None:
+    def __init__(self, name: str, signature: inspect.Signature, *, by_name: bool = False) -> None:
         self.name = name
         self.signature = signature
+        #: Send every argument by name (a pydantic model of keyword arguments);
+        #: otherwise each one Python allows goes by position.
+        self.by_name = by_name
         fields: dict[str, Any] = {}
-        self._var_positional = False
         for index, param in enumerate(signature.parameters.values()):
             annotation = param.annotation
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
                 annotation = list[annotation]  # type: ignore[valid-type]
-                self._var_positional = True
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
                 annotation = dict[str, annotation]  # type: ignore[valid-type]
             default = ... if param.default is inspect.Parameter.empty else param.default
@@ -240,8 +241,10 @@ class Binder:
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
                 out_kwargs.update(value)
             elif param.kind is inspect.Parameter.POSITIONAL_ONLY or (
-                param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and self._var_positional
+                param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and not self.by_name
             ):
+                # By position wherever Python allows: a worker in another language
+                # (TypeScript takes arguments by position only) sees them too.
                 out_args.append(value)
             else:
                 out_kwargs[param.name] = value
@@ -376,7 +379,7 @@ class Functions:
         _check_name(name)
         binder = None
         if isinstance(signature, type) and issubclass(signature, pydantic.BaseModel):
-            binder = Binder(name, _model_signature(signature))
+            binder = Binder(name, _model_signature(signature), by_name=True)
         elif signature is not None:
             binder = Binder(name, _user_signature(signature, name))
         if description is None and signature is not None:

@@ -145,12 +145,27 @@ def start_worker(
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``resonate-web worker`` (end it with :func:`stop`); returns once it listens."""
-    before = streams(server_url).get(group, 0)
     argv = python_module("resonate_web.cli", "worker", module, "--group", group)
+    return start_member(argv, server_url, group=group, env=env, log=log)
+
+
+def start_member(
+    argv: Sequence[str],
+    server_url: str,
+    *,
+    group: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a process that joins ``group`` (any SDK's worker, ``RESONATE_URL`` set for
+    it); returns once the dev server counts one more stream in ``group``."""
+    before = streams(server_url).get(group, 0)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
     full_env.update({"PYTHONPATH": str(ROOT), "RESONATE_URL": server_url, **(env or {})})
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(argv, env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        list(argv), env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+    )
     if log:
         out.close()  # type: ignore[union-attr]
     try:
