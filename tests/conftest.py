@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.support import postgres
 from tests.support.adapters import ADAPTERS
 
 
@@ -24,3 +26,39 @@ def client(adapter: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def uid() -> str:
     return "t-" + uuid.uuid4().hex[:12]
+
+
+# ── Postgres (resonate-pg): one private cluster per session ─────────────────
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """A private PostgreSQL 18 cluster whose template database has resonate-pg's schema.
+
+    Skipped (with the reason) only when the schema file is absent; under CI
+    (``CI=true``) that is a failure instead: CI always has it.
+    """
+    postgres.require()
+    with postgres.cluster() as cluster:
+        yield cluster
+
+
+def _database_prefix(request: pytest.FixtureRequest) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", request.module.__name__.rsplit(".", 1)[-1].lower())[:40]
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(pg_cluster: postgres.Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database with resonate-pg's schema for this test module; its superuser DSN."""
+    dsn = pg_cluster.database(_database_prefix(request))
+    yield dsn
+    pg_cluster.drop(dsn)
+
+
+@pytest.fixture(scope="module")
+def pg_empty_dsn(pg_cluster: postgres.Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database without resonate-pg's schema for this test module; its DSN."""
+    dsn = pg_cluster.database(_database_prefix(request) + "_empty", schema=False)
+    yield dsn
+    pg_cluster.drop(dsn)
+
