@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import postgres
+from tests.support import postgres, procs
 from tests.support.adapters import ADAPTERS
 
 
@@ -62,3 +62,16 @@ def pg_empty_dsn(pg_cluster: postgres.Cluster, request: pytest.FixtureRequest) -
     yield dsn
     pg_cluster.drop(dsn)
 
+
+@pytest.fixture(scope="module", params=["dev", "pg"])
+def backend_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Each real shared backend in turn, for the module's processes (``RESONATE_URL``):
+    ``resonate-web dev`` on a free port, then a fresh Postgres database (resonate-pg)."""
+    if request.param == "pg":
+        yield request.getfixturevalue("pg_dsn")
+        return
+    log = tmp_path_factory.mktemp("dev") / "dev.log"
+    with procs.dev_server(log=log) as url:
+        yield url
