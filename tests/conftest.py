@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support import postgres, procs
-from tests.support.adapters import ADAPTERS
+from tests.support.adapters import ADAPTERS, PG_ADAPTERS
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
@@ -17,9 +17,11 @@ def adapter(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def client(adapter: str) -> Iterator[httpx.Client]:
-    """A live app of each adapter (in process), on the embedded backend."""
-    with ADAPTERS[adapter]() as c:
+def client(adapter: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A live app of each adapter, on the embedded backend (or, for a ``-pg`` adapter,
+    on this module's Postgres database)."""
+    settings = {"url": request.getfixturevalue("pg_dsn")} if adapter in PG_ADAPTERS else {}
+    with ADAPTERS[adapter](**settings) as c:
         yield c
 
 
