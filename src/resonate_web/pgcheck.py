@@ -46,9 +46,9 @@ FUNCTIONS = (*WIRE, TIMERS, "resonate.get_schema_version()")
 MIN_SERVER = 160000  # resonate-pg asks for PostgreSQL 16+
 
 INSTALL = (
-    'install it once, as a superuser: psql "$DSN" -f resonate.sql '
-    "(resonate.sql is published with resonate-pg, https://github.com/resonatehq/resonate-pg; "
-    "DSN: this database's URL)"
+    "install it once, as the database's owner with CREATEROLE or a superuser: "
+    'psql "$DSN" -f resonate.sql (resonate.sql is published with resonate-pg, '
+    "https://github.com/resonatehq/resonate-pg; DSN: this database's URL)"
 )
 
 
