@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def test_without_the_schema_it_skips_and_under_ci_it_fails(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the Postgres backend tests"):
         postgres.require()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root runs the server as another user")
+def test_binaries_the_server_s_account_cannot_reach_are_copied_where_it_can(
+    pg_cluster: postgres.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout under a root-only directory (pytest's tmp_path is one).
+    package = postgres.pg_bin().parent.parent
+    hidden = tmp_path / "site"
+    shutil.copytree(package / "pginstall", hidden / package.name / "pginstall", symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", hidden / f"{package.name}.libs")
+    monkeypatch.setattr(postgres, "pg_bin", lambda: hidden / package.name / "pginstall" / "bin")
+    with postgres.cluster() as cluster:
+        assert cluster.bin.is_relative_to(cluster.root)
+        with psycopg.connect(cluster.database()) as conn:
+            assert conn.execute("SELECT resonate.get_schema_version()").fetchone()

