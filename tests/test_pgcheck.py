@@ -11,7 +11,7 @@ import asyncio
 import logging
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -151,3 +151,69 @@ async def test_a_gateway_on_a_database_that_can_serve_logs_no_diagnosis(
         finally:
             await runtime.stop()
     assert "cannot serve" not in caplog.text
+
+
+def _catalog(**answers: object) -> Callable[..., Awaitable[object]]:
+    """Catalog answers for the timer-driver checks (pg_cron is not in the test cluster)."""
+
+    async def one(sql: str, *params: object) -> object:
+        for key, value in answers.items():
+            if key in sql:
+                return value
+        raise AssertionError(sql)
+
+    return one
+
+
+@pytest.mark.parametrize(
+    ("catalog", "level", "says"),
+    [
+        (
+            {
+                "pg_available_extensions": True,
+                "pg_extension": "1.6",
+                "cron.database_name": None,
+                "cron.job": 1,
+            },
+            "ok",
+            "pg_cron 1.6 calls resonate.process_timeouts() (1 job(s))",
+        ),
+        (
+            {
+                "pg_available_extensions": True,
+                "pg_extension": "1.6",
+                "cron.database_name": None,
+                "cron.job": 0,
+            },
+            "fail",
+            "SELECT cron.schedule_in_database('resonate_process_timeouts', '5 seconds'",
+        ),
+        (
+            {"pg_available_extensions": True, "pg_extension": None, "cron.database_name": None},
+            "fail",
+            "CREATE EXTENSION pg_cron) and re-apply resonate.sql",
+        ),
+        (
+            {
+                "pg_available_extensions": True,
+                "pg_extension": None,
+                "cron.database_name": "postgres",
+            },
+            "warn",
+            'pg_cron runs in database "postgres"',
+        ),
+    ],
+)
+def test_a_least_privilege_role_s_timers_with_pg_cron(
+    catalog: dict[str, object], level: str, says: str
+) -> None:
+    from resonate_web.pgcheck import Report, _timer_drivers
+
+    report = Report(dsn="postgresql://app:pw@db/app")
+    asyncio.run(
+        _timer_drivers(report, _catalog(**catalog), "app", may_process=False, have_schema=True)
+    )
+    (finding,) = report.findings
+    assert finding.level == level
+    assert says in " ".join([finding.text, *finding.hints])
+    assert report.can_serve == (level != "fail")

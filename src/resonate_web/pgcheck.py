@@ -273,6 +273,9 @@ async def _timer_drivers(
         await one("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron')")
     )
     installed = await one("SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'")
+    # pg_cron lives in one database (cron.database_name) and may run jobs in others.
+    elsewhere = await one("SELECT current_setting('cron.database_name', true)")
+    elsewhere = elsewhere if installed is None and elsewhere not in (None, "", database) else None
     jobs: int | None = None
     job_error = ""
     if installed is not None:
@@ -313,6 +316,15 @@ async def _timer_drivers(
         return
     if jobs:
         report.add("ok", "timers", f"this role may not call {TIMERS}; {cron}")
+        return
+    if elsewhere:
+        report.add(
+            "warn",
+            "timers",
+            f'this role may not call {TIMERS}; pg_cron runs in database "{elsewhere}", '
+            "where this check cannot see whether a job calls it in this database",
+            "look there: SELECT jobname, schedule, database, active FROM cron.job;",
+        )
         return
     hints = [
         f"connect as a role that may call {TIMERS} (a superuser or the schema's owner)",
