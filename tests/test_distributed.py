@@ -1,9 +1,11 @@
-"""Gateway and workers as separate processes, on the dev server.
+"""Gateway and workers as separate processes, on each real backend.
 
-Every process here is real (``resonate-web dev``, ``resonate-web worker``,
-uvicorn gateways), on free 127.0.0.1 ports, started and ended by PID. Timings
-are printed (``pytest -s``); the only time bounds asserted are generous ones
-that prove liveness.
+Every test runs twice: on ``resonate-web dev`` and on Postgres through
+resonate-pg (a fresh database of the session's private cluster), with the same
+assertions. Every process here is real (the dev server, ``resonate-web
+worker``, uvicorn gateways), on free 127.0.0.1 ports, started and ended by PID.
+Timings are printed (``pytest -s``); the only time bounds asserted are generous
+ones that prove liveness.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ LEASE_TTL = "4"  # seconds: a killed worker's task moves on after this
 
 @dataclass
 class Cluster:
-    """A dev server, workers of group ``workers``, and two FastAPI gateways."""
+    """A backend, workers of group ``workers``, and two FastAPI gateways."""
 
-    server: str
+    server: str  # the backend's URL: the dev server's, or a postgresql:// DSN
     logs: Path
     execlog: Path
     gateways: list[str]
@@ -66,23 +68,23 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(backend_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     logs = tmp_path_factory.mktemp("distributed")
-    with procs.dev_server(log=logs / "dev.log") as server:
-        c = Cluster(server=server, logs=logs, execlog=logs / "executions.log", gateways=[])
-        try:
-            c.add_worker()
-            c.add_worker()
-            with (
-                procs.gateway(f"{APP}:app", server, log=logs / "gateway-1.log") as (g1, _),
-                procs.gateway(f"{APP}:app", server, log=logs / "gateway-2.log") as (g2, _),
-            ):
-                c.gateways = [g1, g2]
-                procs.wait_streams(server, "gateway", 2)
-                yield c
-        finally:
-            for proc in c.workers:
-                procs.stop(proc)
+    server = backend_url
+    c = Cluster(server=server, logs=logs, execlog=logs / "executions.log", gateways=[])
+    try:
+        c.add_worker()
+        c.add_worker()
+        with (
+            procs.gateway(f"{APP}:app", server, log=logs / "gateway-1.log") as (g1, _),
+            procs.gateway(f"{APP}:app", server, log=logs / "gateway-2.log") as (g2, _),
+        ):
+            c.gateways = [g1, g2]
+            procs.wait_streams(server, "gateway", 2)
+            yield c
+    finally:
+        for proc in c.workers:
+            procs.stop(proc)
 
 
 def new_id(label: str) -> str:
@@ -96,17 +98,6 @@ def post(base: str, fn: str, id: str, *args: Any, wait: float = 0) -> httpx.Resp
         json={"args": list(args)},
         timeout=wait + 10,
     )
-
-
-def wait_promise(server: str, promise_id: str, timeout: float = 30) -> None:
-    """Wait until the backend holds promise ``promise_id`` (asked in its own protocol)."""
-    envelope = {"kind": "promise.get", "head": {"corrId": "t"}, "data": {"id": promise_id}}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.post(f"{server}/", json=envelope, timeout=5).json()["head"]["status"] == 200:
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"no promise {promise_id} within {timeout}s")
 
 
 def test_two_hundred_invocations_through_the_gateway(cluster: Cluster) -> None:
@@ -230,7 +221,7 @@ def test_countdown_sleeps_durably_without_holding_a_worker(cluster: Cluster) -> 
         assert post(gateway, "countdown", id, 2, 3.0).status_code == 202
         # Once the first sleep's timer promise exists the task suspends; kill
         # the worker well inside that 3 s sleep.
-        wait_promise(cluster.server, f"{id}:1")
+        procs.wait_promise(cluster.server, f"{id}:1")
         time.sleep(0.5)
         sleeper.send_signal(signal.SIGKILL)
         sleeper.wait(10)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gateway/worker example as separate processes on this machine: the dev
-# server, a worker and the FastAPI gateway.
+# server (or a PostgreSQL database), a worker and the FastAPI gateway.
 #
 #   examples/gateway_worker/run_distributed.sh        run until Ctrl-C
 #   examples/gateway_worker/run_distributed.sh demo   dispatch, poll, kill the
@@ -9,6 +9,8 @@
 # Environment: BIN (where resonate-web and uvicorn live; default: the repo's
 # .venv/bin, else PATH), DEV_PORT (8001), GATEWAY_PORT (8000),
 # RESONATE_LEASE_TTL (seconds a crashed worker holds a task; 5 here).
+# RESONATE_URL=postgresql://... runs everything on that database instead of
+# the dev server (it needs resonate-pg's schema: resonate-web pg check "$DSN").
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 
@@ -20,7 +22,13 @@ if [[ ! -x "$BIN/resonate-web" ]]; then
 fi
 DEV_PORT="${DEV_PORT:-8001}"
 GATEWAY_PORT="${GATEWAY_PORT:-8000}"
-export RESONATE_URL="http://127.0.0.1:$DEV_PORT"
+case "${RESONATE_URL:-}" in
+    postgresql://* | postgres://*)
+        backend="postgres (resonate-pg)" ;;
+    *)
+        export RESONATE_URL="http://127.0.0.1:$DEV_PORT"
+        backend="dev server $RESONATE_URL" ;;
+esac
 export RESONATE_LEASE_TTL="${RESONATE_LEASE_TTL:-5}"
 gateway="http://127.0.0.1:$GATEWAY_PORT/resonate"
 cd "$here"
@@ -57,8 +65,10 @@ wait_http() {
     exit 1
 }
 
-start dev "$BIN/resonate-web" dev --port "$DEV_PORT"
-wait_http "$RESONATE_URL/health"
+if [[ "$RESONATE_URL" == http* ]]; then
+    start dev "$BIN/resonate-web" dev --port "$DEV_PORT"
+    wait_http "$RESONATE_URL/health"
+fi
 start worker-1 "$BIN/resonate-web" worker functions --group workers
 worker1="$last_pid"
 start gateway "$BIN/uvicorn" gateway_fastapi:app --port "$GATEWAY_PORT" --log-level warning
@@ -67,7 +77,7 @@ wait_http "$gateway/health"
 if [[ "${1:-}" != "demo" ]]; then
     cat <<EOF
 
-dev server $RESONATE_URL, worker group "workers", gateway $gateway. Try:
+$backend, worker group "workers", gateway $gateway. Try:
 
   curl -s -X POST '$gateway/functions/add?wait=5' -H 'content-type: application/json' -d '{"args": [2, 3]}'
   curl -s -X POST '$gateway/functions/slow?id=s1' -H 'content-type: application/json' -d '{"args": [10, "done"]}'

@@ -2,6 +2,7 @@
 
     resonate-web dev [--host 127.0.0.1] [--port 8001]
     resonate-web worker MODULE[:ATTR] [--group workers] [--url URL]
+    resonate-web pg check [DSN] [--timeout 5]
 
 Also runnable as ``python -m resonate_web.cli``.
 """
@@ -37,6 +38,20 @@ postgresql:// DSN); every other setting from RESONATE_* variables.
 On SIGTERM or SIGINT the worker stops taking tasks, lets running ones finish
 for up to --shutdown-timeout seconds, releases the rest to other workers and
 exits 0. A second signal skips the wait.
+"""
+
+
+PG_CHECK_HELP = """\
+Say whether a PostgreSQL database can serve as a Resonate backend (resonate-pg).
+
+It checks, read-only: that resonate-pg's schema is installed (and its version),
+that the role may call the wire entrypoints, and who processes timers: the
+role itself (it may call resonate.process_timeouts()) or pg_cron (installed,
+with a job scheduled). For what is missing it says how to install it
+(psql "$DSN" -f resonate.sql, from resonate-pg). DSN defaults to RESONATE_URL;
+its password is masked in every line printed.
+
+Exit status: 0 when the database can serve, 1 when it cannot, 2 for bad usage.
 """
 
 
@@ -83,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to let running tasks finish on SIGTERM (default: 5)",
     )
     _log_level(worker)
+
+    pg = commands.add_parser("pg", help="PostgreSQL (resonate-pg) backend tools")
+    pg_commands = pg.add_subparsers(dest="pg_command", required=True, metavar="COMMAND")
+    check = pg_commands.add_parser(
+        "check",
+        help="can this database serve as a Resonate backend? (schema, role, timers)",
+        description=PG_CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "dsn", nargs="?", metavar="DSN", help="postgresql:// DSN (default: RESONATE_URL)"
+    )
+    check.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the database (default: 5)"
+    )
+    _log_level(check)
     return parser
 
 
@@ -102,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from resonate_web import devserver
 
             return devserver.run(args.host, args.port)
+        if args.command == "pg":
+            return _pg_check(args)
         return _worker(args)
     except ConfigurationError as exc:
         log.error("%s", exc)
@@ -123,6 +156,23 @@ def _worker(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {args.module}: {exc}") from None
     return run_worker(functions, settings, group=args.group)
+
+
+def _pg_check(args: argparse.Namespace) -> int:
+    from resonate_web import pgcheck
+
+    dsn = args.dsn or os.environ.get("RESONATE_URL")
+    if not dsn:
+        raise ConfigurationError("pg check needs a DSN: resonate-web pg check postgresql://...")
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(
+            f"pg check takes a postgresql:// DSN, got {pgcheck.mask_dsn(dsn)!r}"
+        )
+    if not (args.timeout > 0):
+        raise ConfigurationError("--timeout: expected a number of seconds > 0")
+    report = pgcheck.check(dsn, args.timeout)
+    print("\n".join(report.lines()), flush=True)
+    return 0 if report.can_serve else 1
 
 
 if __name__ == "__main__":

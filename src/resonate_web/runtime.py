@@ -340,6 +340,7 @@ class Runtime:
             fn = observed(exp.name, in_thread(fn), policy)
             client.register(fn, name=exp.name, version=exp.version, retry_policy=policy)
             self._registered.add(key)
+        self._backend_check: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -422,11 +423,34 @@ class Runtime:
                 group,
                 os.getpid(),
             )
+        if self.settings.backend == "postgres" and self._group is None:
+            # A gateway says at once what keeps its database from serving (no
+            # schema, no timer driver); a worker says it in its own start-up.
+            self._backend_check = asyncio.ensure_future(self._check_postgres())
+
+    async def _check_postgres(self) -> None:
+        from resonate_web.pgcheck import mask_dsn, startup_problems
+
+        url = self.settings.url or ""
+        try:
+            problems = await startup_problems(url, self.settings.backend_timeout)
+        except Exception as exc:  # pragma: no cover - a diagnosis never stops the app
+            logger.debug("the Postgres start-up check failed: %s", exc)
+            return
+        if problems:
+            logger.error(
+                "the Postgres backend at %s cannot serve:\n  %s",
+                mask_dsn(url),
+                "\n  ".join(problems),
+            )
 
     async def stop(self) -> None:
         """Stop the client, waiting at most ``shutdown_timeout`` seconds."""
         client, self._client = self._client, None
         self._loop = None
+        check, self._backend_check = self._backend_check, None
+        if check is not None and not check.done():
+            check.cancel()
         if client is None:
             return
         try:

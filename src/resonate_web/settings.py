@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 Backend = Literal["embedded", "http", "postgres"]
 
@@ -226,16 +227,31 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
         )
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)", re.I)
+_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^&\s]+)", re.I)
+
+
+def passwords(dsn: str) -> tuple[str, ...]:
+    """Every spelling of the passwords ``dsn`` holds (raw, decoded, re-encoded)."""
+    found: set[str] = set()
+    for pattern in (_URL_PASSWORD, _KV_PASSWORD):
+        for match in pattern.finditer(dsn):
+            raw = match.group("pw").strip("'")
+            if raw:
+                found.update({raw, unquote(raw), quote(unquote(raw), safe="")})
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def mask(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with every password in it replaced by ``***``: in URLs, in
+    ``password=...`` pairs, and anywhere one of ``secrets`` appears."""
+    for secret in secrets:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + "***", text)
+    return _KV_PASSWORD.sub(lambda m: m.group("head") + "***", text)
+
+
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (a DSN's or a URL's userinfo)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        userinfo, _, host = authority.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        authority = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    masked = f"{scheme}{sep}{authority}{slash}{tail}"
-    # key=value DSN parameters (?password=...) are masked too.
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", masked)
+    """``url`` (a server URL or a DSN) for display, its password replaced by ``***``."""
+    return mask(url, passwords(url))

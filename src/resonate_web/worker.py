@@ -66,8 +66,14 @@ async def _wait_for_backend(client: Resonate, settings: Settings) -> None:
             raise
     except ConnectorError as exc:
         hint = ""
-        if settings.backend == "postgres":
-            hint = " (is resonate-pg's schema, resonate.sql, applied to this database?)"
+        if settings.backend == "postgres" and settings.url:
+            from resonate_web.pgcheck import startup_problems
+
+            # What `resonate-web pg check` would say (no schema, a role without rights).
+            problems = await startup_problems(settings.url, settings.backend_timeout)
+            hint = "".join(f"\n  {line}" for line in problems) or (
+                " (is resonate-pg's schema, resonate.sql, applied to this database?)"
+            )
         raise ConfigurationError(
             f"the backend at {settings.display_url} does not answer the Resonate protocol: "
             f"{exc}{hint}"

@@ -7,18 +7,18 @@ import time
 import httpx
 
 from tests.conformance.helpers import P, assert_problem, start, status
-from tests.support.adapters import ADAPTERS
+from tests.support.adapters import ADAPTERS, backend_of, unreachable_url
 from tests.support.procs import free_port
 
 
-def test_health(client: httpx.Client) -> None:
+def test_health(client: httpx.Client, adapter: str) -> None:
     response = client.get(f"{P}/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "backend": "embedded"}
+    assert response.json() == {"status": "ok", "backend": backend_of(adapter)}
 
 
 def test_unreachable_backend_is_503_never_a_hang(adapter: str) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = unreachable_url(adapter, free_port())
     with ADAPTERS[adapter](url=url, backend_timeout=0.5) as client:
         began = time.monotonic()
         for response in (

@@ -26,6 +26,23 @@ def fastapi_client(**settings: Any) -> Iterator[httpx.Client]:
         yield client
 
 
+@contextmanager
+def fastapi_pg_client(**settings: Any) -> Iterator[httpx.Client]:
+    """The FastAPI app on Postgres (``url`` a DSN), running its functions in process.
+
+    With ``RESONATE_URL`` set, ``mode="auto"`` would dispatch every function to
+    workers; exposed ``inline``, the web process runs them itself, durable on the
+    database, so the conformance cases need no worker.
+    """
+    from fastapi.testclient import TestClient
+
+    from tests.support.fastapi_app import create_app
+    from tests.support.functions import build
+
+    with TestClient(create_app(build(mode="inline"), **settings)) as client:
+        yield client
+
+
 class _FlaskResponse:
     """A Flask test response with the httpx response attributes the suite reads."""
 
@@ -112,4 +129,21 @@ ADAPTERS: dict[str, Adapter] = {
     "django": django_clients.wsgi_client,
     "django-gunicorn": servers.client_of("django-gunicorn"),
     "django-uvicorn": servers.client_of("django-uvicorn"),
+    "fastapi-pg": fastapi_pg_client,
 }
+
+#: Adapters whose app runs on Postgres: the ``client`` fixture hands them the
+#: test module's database as ``url``.
+PG_ADAPTERS = frozenset({"fastapi-pg"})
+
+
+def backend_of(adapter: str) -> str:
+    """The backend ``GET /health`` names for ``adapter``'s app."""
+    return "postgres" if adapter in PG_ADAPTERS else "embedded"
+
+
+def unreachable_url(adapter: str, port: int) -> str:
+    """A backend URL of ``adapter``'s kind where nothing listens (``port`` is free)."""
+    if adapter in PG_ADAPTERS:
+        return f"postgresql://resonate:secret@127.0.0.1:{port}/resonate"
+    return f"http://127.0.0.1:{port}"

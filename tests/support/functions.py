@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from resonate.context import Context
 from resonate.retry import Never
@@ -17,16 +18,18 @@ from resonate_web import Functions
 EXECUTIONS: Counter[str] = Counter()
 
 
-def build() -> Functions:
+def build(mode: Literal["auto", "inline"] = "auto") -> Functions:
+    """The test functions; ``mode="inline"`` runs them in the web process on any backend
+    (``auto`` dispatches them to workers as soon as ``RESONATE_URL`` is set)."""
     functions = Functions()
     for fn in (example.add, example.slow, example.countdown, example.approval):
-        functions.expose(fn)
-    functions.expose(example.fail, retry_policy=Never())
-    functions.expose(ping)
-    functions.expose(count, retry_policy=Never())
-    functions.expose(executions)
-    functions.expose(hold, retry_policy=Never())
-    functions.expose(example.slow, name="slow_timeout", timeout=timedelta(seconds=1))
+        functions.expose(fn, mode=mode)
+    functions.expose(example.fail, mode=mode, retry_policy=Never())
+    functions.expose(ping, mode=mode)
+    functions.expose(count, mode=mode, retry_policy=Never())
+    functions.expose(executions, mode=mode)
+    functions.expose(hold, mode=mode, retry_policy=Never())
+    functions.expose(example.slow, name="slow_timeout", mode=mode, timeout=timedelta(seconds=1))
     functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
     functions.expose_remote("remote_raw", target="nobody")
     return functions

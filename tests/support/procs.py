@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -120,6 +122,11 @@ def dev_server(*, log: Path | None = None) -> Iterator[str]:
         yield url
 
 
+def is_postgres(url: str) -> bool:
+    """Whether a backend URL is a Postgres DSN (resonate-pg) rather than a server URL."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def streams(server_url: str) -> dict[str, int]:
     """Connected event streams per group, as the dev server reports them."""
     found: dict[str, int] = httpx.get(f"{server_url}/health", timeout=5).json()["streams"]
@@ -127,13 +134,66 @@ def streams(server_url: str) -> dict[str, int]:
 
 
 def wait_streams(server_url: str, group: str, count: int, timeout: float = 30.0) -> None:
-    """Wait until ``group`` has exactly ``count`` connected streams on the dev server."""
+    """Wait until ``group`` has exactly ``count`` connected streams on the dev server.
+
+    Postgres has no streams to count (each process drains its own rows): there
+    this returns at once.
+    """
+    if is_postgres(server_url):
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if streams(server_url).get(group, 0) == count:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{group}: {streams(server_url)} after {timeout}s, wanted {count}")
+
+
+def backend_request(url: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Send one Resonate protocol request to the backend at ``url``; its response envelope.
+
+    To the dev server it is a ``POST /``; to Postgres the same envelope goes
+    through ``resonate.resonate_rpc``, the stored procedure the connector calls.
+    """
+    if is_postgres(url):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT resonate.resonate_rpc(%s::jsonb)::text", (json.dumps(envelope),)
+            ).fetchone()
+        assert row is not None
+        found: dict[str, Any] = json.loads(row[0])
+        return found
+    answer: dict[str, Any] = httpx.post(f"{url}/", json=envelope, timeout=5).json()
+    return answer
+
+
+def wait_promise(url: str, promise_id: str, timeout: float = 30) -> None:
+    """Wait until the backend holds promise ``promise_id`` (asked in its own protocol)."""
+    envelope = {"kind": "promise.get", "head": {"corrId": "t"}, "data": {"id": promise_id}}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if backend_request(url, envelope)["head"]["status"] == 200:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"no promise {promise_id} within {timeout}s")
+
+
+def wait_log_line(
+    log: Path, *needles: str, proc: subprocess.Popen[bytes], timeout: float = 30.0
+) -> str:
+    """Wait for a line of ``log`` that contains every one of ``needles``; that line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                if all(n in line for n in needles):
+                    return line
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} (log: {log})")
+        time.sleep(0.05)
+    raise TimeoutError(f"no line with {needles} in {log} within {timeout}s")
 
 
 def start_worker(
@@ -144,7 +204,14 @@ def start_worker(
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``resonate-web worker`` (end it with :func:`stop`); returns once it listens."""
+    """Start ``resonate-web worker`` (end it with :func:`stop`); returns once it listens.
+
+    On the dev server that is when its group has one more connected stream; on
+    Postgres, when the worker logs ``worker ready: ... os_pid=<its pid>`` (it
+    drains its group's rows from then on).
+    """
+    if is_postgres(server_url) and log is None:
+        log = Path(tempfile.mkstemp(prefix="resonate-web-worker-", suffix=".log")[1])
     argv = python_module("resonate_web.cli", "worker", module, "--group", group)
     return start_member(argv, server_url, group=group, env=env, log=log)
 
@@ -158,8 +225,10 @@ def start_member(
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a process that joins ``group`` (any SDK's worker, ``RESONATE_URL`` set for
-    it); returns once the dev server counts one more stream in ``group``."""
-    before = streams(server_url).get(group, 0)
+    it); returns once it listens (see :func:`start_worker`: on Postgres it must be a
+    resonate-web worker logging to ``log``)."""
+    postgres = is_postgres(server_url)
+    before = 0 if postgres else streams(server_url).get(group, 0)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
     full_env.update({"PYTHONPATH": str(ROOT), "RESONATE_URL": server_url, **(env or {})})
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
@@ -169,6 +238,10 @@ def start_member(
     if log:
         out.close()  # type: ignore[union-attr]
     try:
+        if postgres:
+            assert log is not None
+            wait_log_line(log, "worker ready:", f"os_pid={proc.pid} ", proc=proc)
+            return proc
         deadline = time.monotonic() + 30
         while streams(server_url).get(group, 0) <= before:
             if proc.poll() is not None:
