@@ -60,7 +60,7 @@ def test_postgres_dsn_selects_the_postgres_backend() -> None:
         ("prefix", "resonate", "PREFIX"),
         ("prefix", "/resonate/", "PREFIX"),
         ("group", "a/b", "GROUP"),
-        ("promises_enabled", "maybe", "PROMISES_ENABLED"),
+        ("promises", "maybe", "PROMISES"),
     ],
 )
 def test_bad_values_are_reported_with_their_name(key: str, value: str, message: str) -> None:

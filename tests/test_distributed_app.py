@@ -15,6 +15,7 @@ import os
 
 from fastapi import FastAPI
 from resonate.context import Context
+from resonate.retry import Never
 
 from examples.gateway_worker import functions as example
 from resonate_web import Functions
@@ -48,6 +49,8 @@ async def slow(ctx: Context, seconds: float, tag: str) -> str:
 
 
 functions.expose(example.countdown)
+functions.expose(example.approval)
+functions.expose(example.book_trip, retry_policy=Never())
 
 app = FastAPI()
 app.include_router(ResonateRouter(functions))

@@ -74,10 +74,10 @@ print("ok")
 def test_settings_are_read_lazily_and_override_settings_rebuilds() -> None:
     first = conf.state()
     assert first.settings.wait_cap == 30
-    with override_settings(RESONATE=resonate(WAIT_CAP=2, PROMISES_ENABLED="yes")):
+    with override_settings(RESONATE=resonate(WAIT_CAP=2, PROMISES="any")):
         inner = conf.state()
         assert inner is not first
-        assert inner.settings.wait_cap == 2 and inner.settings.promises_enabled is True
+        assert inner.settings.wait_cap == 2 and inner.settings.promises == "any"
         assert inner.client.run("o-" + uuid.uuid4().hex, "add", 1, 2).result(timeout=5) == 3
         assert inner.runtime.started
     assert not inner.runtime.started  # stopped when the override ended

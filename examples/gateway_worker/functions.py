@@ -53,3 +53,53 @@ async def approval(ctx: Context, request: str) -> Any:
     The promise's id shows in the invocation's status document under ``awaiting``.
     """
     return await ctx.promise()
+
+
+# ── a saga: steps, and compensations in reverse order when a later step fails ──
+
+
+def reserve(ctx: Context, trip: str, item: str, fail: bool) -> str:
+    """One booking step (a real one would call a supplier)."""
+    if fail:
+        raise ValueError(f"no {item} available for {trip}")
+    return f"{item}:{trip}"
+
+
+def release(ctx: Context, trip: str, item: str) -> str:
+    """Undo one booking step."""
+    return f"released {item}:{trip}"
+
+
+@functions.expose(retry_policy=Never())
+async def book_trip(ctx: Context, trip: str, fail_at: str | None = None) -> list[str]:
+    """Book a flight, a hotel and a car, in that order. If a step fails, release what
+    was booked, newest first, then fail: nothing stays half-booked.
+
+    ``fail_at`` ("flight", "hotel" or "car") makes that step fail, to see it happen.
+    Each step and each compensation is a durable step: after a crash the saga resumes
+    where it was, without booking anything twice.
+    """
+    once = ctx.options(retry_policy=Never())
+    booked: list[str] = []
+    try:
+        for item in ("flight", "hotel", "car"):
+            booked.append(await once.run(reserve, trip, item, fail_at == item))
+    except Exception:
+        for done in reversed(booked):
+            await once.run(release, trip, done.split(":", 1)[0])
+        raise
+    return booked
+
+
+# ── a fan-out: N children in parallel, then gathered ──────────────────────────
+
+
+def square(ctx: Context, n: int) -> int:
+    return n * n
+
+
+@functions.expose
+async def fan_out(ctx: Context, n: int) -> int:
+    """Start ``square`` for 0..n-1 at once (each a durable step), then sum what they return."""
+    started = [ctx.run(square, i) for i in range(n)]
+    return sum([await step for step in started])

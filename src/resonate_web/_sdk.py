@@ -16,12 +16,13 @@ enforces it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
-from resonate.connections import LocalConnection
+from resonate.connections import HttpConnection, LocalConnection
 from resonate.connections.local import (
     OutgoingMessage,
     ServerState,
@@ -34,6 +35,8 @@ from resonate.context import Context
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.resonate import Resonate
 from resonate.types import PromiseRecord
+
+from resonate_web import _search
 
 __all__ = [
     "EXTERNAL_TAG",
@@ -48,7 +51,9 @@ __all__ = [
     "embedded_connection",
     "extract_action_data",
     "held_tasks",
+    "http_connection",
     "is_workflow",
+    "postgres_connection",
     "read_promise",
     "release_task",
     "running_tasks",
@@ -186,11 +191,18 @@ async def release_task(client: Resonate, task_id: str, version: int) -> None:
     await client._sender.task_release(task_id, version)
 
 
-# ── the embedded backend ──────────────────────────────────────────────────
+# ── the networks: tagging invocations, answering searches ─────────────────
+
+
+def _search_reply(request: str, page: dict[str, Any]) -> str:
+    head = json.loads(request).get("head") or {}
+    flat = {"kind": "promise.search", "corrId": head.get("corrId"), "status": 200, **page}
+    return json.dumps(wrap_response_envelope(flat), separators=(",", ":"))
 
 
 class _EmbeddedConnection(LocalConnection):
-    """The SDK's in-process backend, delivering only what is addressed to this process.
+    """The SDK's in-process backend, delivering only what is addressed to this process,
+    tagging the invocations this process starts and answering promise searches.
 
     The SDK's ``LocalConnection`` hands every message to every receiver, since
     in one process there is nobody else to route to. But a function dispatched
@@ -200,6 +212,13 @@ class _EmbeddedConnection(LocalConnection):
     pending for a worker of its group, which on the embedded backend never
     comes (``GET /functions`` says so: its mode is ``dispatch``).
     """
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        if _search.is_search(req):
+            query = json.loads(req).get("data") or {}
+            records = (p.to_record() for p in self.state.promises.values())
+            return _search_reply(req, _search.search_records(records, query))
+        return await super().send(_search.tag_root_create(req), headers)
 
     def _dispatch_messages(self, messages: list[OutgoingMessage]) -> None:
         own = self.resolve_target(self._group)
@@ -213,3 +232,33 @@ def _addressed_to(messages: Iterable[OutgoingMessage], own: str) -> list[Outgoin
 def embedded_connection(*, pid: str, group: str) -> LocalConnection:
     """The embedded backend for one client (see :class:`_EmbeddedConnection`)."""
     return _EmbeddedConnection(pid=pid, group=group)
+
+
+class _HttpConnection(HttpConnection):
+    """The SDK's HTTP connection, tagging the invocations this process starts (the
+    server answers searches itself)."""
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        return await super().send(_search.tag_root_create(req), headers)
+
+
+def http_connection(url: str, *, auth: str | None, backoff: Any) -> HttpConnection:
+    return _HttpConnection(url, auth=auth, backoff=backoff)
+
+
+def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
+    """resonate-pg's connection, tagging invocations and answering promise searches
+    (which resonate-pg leaves unimplemented) with one query on its schema."""
+    from resonate_pg import PostgresConnection
+
+    class _PostgresConnection(PostgresConnection):
+        async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+            if not _search.is_search(req):
+                return str(await super().send(_search.tag_root_create(req), headers))
+            query = json.loads(req).get("data") or {}
+            async with self._sessions.session() as conn:
+                cursor = await conn.execute(_search.PG_SEARCH, _search.pg_parameters(query))
+                rows = [row[0] for row in await cursor.fetchall()]
+            return _search_reply(req, _search.page_of(rows, query))
+
+    return _PostgresConnection(conninfo=conninfo, pid=pid, group=group)

@@ -50,6 +50,7 @@ from aiohttp import web
 from resonate.error import ServerError
 from resonate_base import PROTOCOL_VERSION
 
+from resonate_web import _search
 from resonate_web._sdk import (
     OutgoingMessage,
     ServerState,
@@ -420,7 +421,6 @@ class DevServer:
 NOT_IMPLEMENTED = frozenset(
     {
         "promise.register_callback",
-        "promise.search",
         "task.halt",
         "task.continue",
         "task.search",
@@ -473,8 +473,8 @@ class Wire:
     out, not ``null``; a task record counts its ``resumes``. A create answers
     200 whether new or not. An error's ``data`` is its message, a string. A
     fence answers with the nested response of its action. Pushed messages carry
-    a ``head``. ``task.get`` is answered here; the other kinds the state machine
-    lacks answer 501.
+    a ``head``. ``task.get`` and ``promise.search`` (by state and tags, newest
+    first) are answered here; the other kinds the state machine lacks answer 501.
     """
 
     def __init__(self, state: ServerState) -> None:
@@ -515,7 +515,18 @@ class Wire:
             request["tasks"] = [_held_ref(ref) for ref in request["tasks"]]
 
     def answer(self, request: dict[str, Any], now: int) -> dict[str, Any] | None:
-        """The response to a read the state machine lacks (``task.get``), else ``None``."""
+        """The response to a read the state machine lacks (``task.get``,
+        ``promise.search``), else ``None``."""
+        if request.get("kind") == "promise.search":
+            records = (p.to_record() for p in self.state.promises.values())
+            page = _search.search_records(records, request)
+            page["promises"] = [promise_record(p) for p in page["promises"]]
+            return {
+                "kind": "promise.search",
+                "corrId": request.get("corrId"),
+                "status": 200,
+                **page,
+            }
         if request.get("kind") != "task.get":
             return None
         reply = {"kind": "task.get", "corrId": request.get("corrId")}

@@ -36,12 +36,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from resonate.error import ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
-from resonate.types import PromiseRecord, Value
 
-from resonate_web import invocations
+from resonate_web import invocations, settling
 from resonate_web.exposure import Functions
 from resonate_web.gateway import Gateway
 from resonate_web.parsing import new_id, validate_id, validate_promise_id
@@ -110,38 +108,27 @@ class _Calls:
         await self._runtime.client.schedules.delete(id)
 
     async def _promise(self, op: str, id: str, data: Any) -> dict[str, Any]:
-        promises = self._runtime.client.promises
         validate_promise_id(id)
-        record: PromiseRecord
-        try:
-            if op == "get":
-                record = await self._gateway.bounded(promises.get(id))
-            else:
-                settle = {
-                    "resolve": promises.resolve,
-                    "reject": promises.reject,
-                    "cancel": promises.cancel,
-                }[op]
-                record = await self._gateway.bounded(settle(id, Value(data=data)))
-        except ServerError as exc:
-            if exc.code == 404:
-                raise Problem("not-found", f"no promise with id {id!r}") from None
-            if exc.code == 409:
-                raise Problem("conflict", f"promise {id!r} is already settled") from None
-            raise
-        wanted = {"resolve": "resolved", "reject": "rejected", "cancel": "rejected_canceled"}
-        if op in wanted and record.state != wanted[op]:
-            # The backend answers a late settle with the promise as it stands.
-            status = invocations.status_of(record)
-            raise Problem("conflict", f"promise {id!r} is already settled ({status})")
-        return _promise_document(record)
+        record = await self._gateway.read(id)
+        if record is None:
+            raise Problem("not-found", f"no promise with id {id!r}")
+        if op != "get":
+            action: settling.Action = op  # type: ignore[assignment]
+            if record.state == "pending":
+                value = settling.rejection(data) if action == "reject" else data
+                record = await settling.settle(self._gateway, id, action, value)
+            settling.check(record, action, "promise")
+        origin = record.tags.get("resonate:origin")
+        return settling.promise_document(record, origin if origin != id else None)
 
-
-def _promise_document(record: PromiseRecord) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": record.id, "status": invocations.status_of(record)}
-    if record.state != "pending":
-        doc["value"] = record.value.data
-    return doc
+    async def _cancel(self, id: str) -> dict[str, Any]:
+        record = await self._gateway.read(validate_id(id))
+        if record is None or invocations.function_of(record) is None:
+            raise Problem("not-found", f"no invocation with id {id!r}")
+        if record.state == "pending":
+            record = await settling.settle(self._gateway, id, "cancel", None)
+        settling.check(record, "cancel", "invocation")
+        return await self._gateway.document(self._runtime.settings.prefix, id, record)
 
 
 class SyncHandle:
@@ -206,6 +193,10 @@ class SyncClient(_Calls):
     def status(self, id: str) -> dict[str, Any]:
         """The status document of invocation ``id`` (``not-found`` when unknown)."""
         return self._call(self._status(id))
+
+    def cancel(self, id: str) -> dict[str, Any]:
+        """Cancel invocation ``id`` as ``POST /invocations/{id}/cancel`` does; its document."""
+        return self._call(self._cancel(id))
 
     def schedule(
         self,
@@ -274,6 +265,9 @@ class AsyncClient(_Calls):
 
     async def status(self, id: str) -> dict[str, Any]:
         return await self._call(self._status(id))
+
+    async def cancel(self, id: str) -> dict[str, Any]:
+        return await self._call(self._cancel(id))
 
     async def schedule(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, invocations, openapi
+from resonate_web import _sdk, browse, invocations, openapi, settling
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
@@ -40,9 +41,6 @@ from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 logger = logging.getLogger("resonate_web")
 
 JSON = "application/json"
-#: How many direct children of a pending invocation are read to find the
-#: promises it awaits (``awaiting``).
-MAX_AWAITING_PROBE = 128
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
 
 
@@ -93,6 +91,13 @@ ROUTES: tuple[Route, ...] = (
     Route("events", "GET", "/invocations/{id}/events", "Stream an invocation's status", True),
     Route("health", "GET", "/health", "Backend health"),
     Route("openapi", "GET", "/openapi.json", "This API's OpenAPI document"),
+    Route("list", "GET", "/invocations", "List invocations, newest first"),
+    Route("cancel", "POST", "/invocations/{id}/cancel", "Cancel an invocation"),
+    Route("tree", "GET", "/invocations/{id}/tree", "An invocation's durable steps"),
+    Route("promise", "GET", "/promises/{id}", "Read a promise"),
+    Route("resolve", "POST", "/promises/{id}/resolve", "Resolve a promise with a JSON value"),
+    Route("reject", "POST", "/promises/{id}/reject", "Reject a promise with a JSON error"),
+    Route("cancel_promise", "POST", "/promises/{id}/cancel", "Cancel a promise"),
 )
 
 
@@ -124,6 +129,13 @@ class Gateway:
             "events": self.events,
             "health": self.health,
             "openapi": self.openapi,
+            "list": functools.partial(browse.list_invocations, self),
+            "cancel": functools.partial(settling.cancel_invocation, self),
+            "tree": functools.partial(browse.tree, self),
+            "promise": functools.partial(settling.get_promise, self),
+            "resolve": functools.partial(settling.settle_promise, self, "resolve"),
+            "reject": functools.partial(settling.settle_promise, self, "reject"),
+            "cancel_promise": functools.partial(settling.settle_promise, self, "cancel"),
         }
 
     # ── dispatch ────────────────────────────────────────────────────────────
@@ -208,7 +220,10 @@ class Gateway:
         return Response(200, {"functions": [e.describe() for e in self.runtime.exposed.values()]})
 
     async def openapi(self, request: Request) -> Response:
-        return Response(200, openapi.document(self.runtime.exposed, request.prefix))
+        promises = self.settings.promises != "off"
+        return Response(
+            200, openapi.document(self.runtime.exposed, request.prefix, promises=promises)
+        )
 
     async def health(self, request: Request) -> Response:
         await self.read(_HEALTH_PROBE_ID)
@@ -256,7 +271,7 @@ class Gateway:
             return validate_id(query_id)
         return new_id()
 
-    def _link(self, prefix: str, id: str) -> str:
+    def link(self, prefix: str, id: str) -> str:
         return f"{prefix}/invocations/{id}"
 
     def _check_replay(
@@ -300,7 +315,7 @@ class Gateway:
         self._check_replay(record, exposed, args, kwargs)
         return record, handle
 
-    async def _lookup(self, request: Request) -> tuple[str, PromiseRecord]:
+    async def lookup(self, request: Request) -> tuple[str, PromiseRecord]:
         id = validate_id(request.path_params["id"])
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
@@ -312,17 +327,17 @@ class Gateway:
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
             raise Problem("not-found", f"no invocation with id {id!r}")
-        return await self._document(prefix, id, record)
+        return await self.document(prefix, id, record)
 
     async def status(self, request: Request) -> Response:
         wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
-        id, record = await self._lookup(request)
+        id, record = await self.lookup(request)
         if wait > 0:
             record = await self._wait_settled(id, record, time.monotonic() + wait)
         return await self._status_response(request, id, record)
 
     async def events(self, request: Request) -> Response:
-        id, record = await self._lookup(request)
+        id, record = await self.lookup(request)
         return Response(
             200,
             media_type="text/event-stream",
@@ -333,7 +348,7 @@ class Gateway:
     async def _event_stream(
         self, request: Request, id: str, record: PromiseRecord
     ) -> AsyncIterator[bytes]:
-        yield sse_frame("status", await self._document(request.prefix, id, record))
+        yield sse_frame("status", await self.document(request.prefix, id, record))
         if invocations.status_of(record) != "pending":
             return
         while invocations.status_of(record) == "pending":
@@ -341,11 +356,11 @@ class Gateway:
             try:
                 record = await self._wait_settled(id, record, deadline)
             except Problem as problem:
-                yield sse_frame("error", problem.body(self._link(request.prefix, id) + "/events"))
+                yield sse_frame("error", problem.body(self.link(request.prefix, id) + "/events"))
                 return
             if invocations.status_of(record) == "pending":
                 yield b": keep-alive\n\n"
-        yield sse_frame("status", await self._document(request.prefix, id, record))
+        yield sse_frame("status", await self.document(request.prefix, id, record))
 
     # ── waiting ─────────────────────────────────────────────────────────────
 
@@ -393,30 +408,20 @@ class Gateway:
 
     # ── documents ───────────────────────────────────────────────────────────
 
-    async def _awaiting(self, id: str) -> list[str]:
-        """Pending promises created by ``id`` that someone outside must settle."""
-        found: list[str] = []
-        for n in range(1, MAX_AWAITING_PROBE + 1):
-            child = await self.read(_sdk.child_id(id, n))
-            if child is None:
-                break
-            if invocations.status_of(child) == "pending" and invocations.is_external(child):
-                found.append(child.id)
-        return found
-
-    async def _document(self, prefix: str, id: str, record: PromiseRecord) -> dict[str, Any]:
-        awaiting = await self._awaiting(id) if invocations.status_of(record) == "pending" else None
+    async def document(self, prefix: str, id: str, record: PromiseRecord) -> dict[str, Any]:
+        pending = invocations.status_of(record) == "pending"
+        awaiting = await browse.awaiting(self, id) if pending else None
         return invocations.document(
-            record, public_id=id, self_link=self._link(prefix, id), awaiting=awaiting
+            record, public_id=id, self_link=self.link(prefix, id), awaiting=awaiting
         )
 
     async def _status_response(
         self, request: Request, id: str, record: PromiseRecord, *, created: bool = False
     ) -> Response:
-        doc = await self._document(request.prefix, id, record)
+        doc = await self.document(request.prefix, id, record)
         if doc["status"] != "pending":
             return Response(200, doc)
         headers = {"Retry-After": "1"}
         if created:
-            headers["Location"] = self._link(request.prefix, id)
+            headers["Location"] = self.link(request.prefix, id)
         return Response(202 if created else 200, doc, headers=headers)

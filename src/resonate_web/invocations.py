@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import pickletools
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from resonate.types import PromiseRecord
@@ -85,6 +86,14 @@ def is_external(record: PromiseRecord) -> bool:
     return record.tags.get(_sdk.EXTERNAL_TAG) == "true"
 
 
+def iso(ms: int | None) -> str | None:
+    """Unix milliseconds as ISO-8601 UTC (``2026-11-26T10:00:00.123Z``)."""
+    if not ms:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def document(
     record: PromiseRecord,
     *,
@@ -101,5 +110,13 @@ def document(
         doc["error"] = error_of(record.value.data)
     if status == "pending" and awaiting:
         doc["awaiting"] = awaiting
-    doc["links"] = {"self": self_link}
+    doc["created_at"] = iso(record.created_at)
+    if status != "pending":
+        doc["settled_at"] = iso(record.settled_at or record.timeout_at)
+    doc["links"] = {
+        "self": self_link,
+        "events": f"{self_link}/events",
+        "tree": f"{self_link}/tree",
+        "cancel": f"{self_link}/cancel",
+    }
     return doc

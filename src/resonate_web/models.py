@@ -33,6 +33,9 @@ class ErrorInfo(BaseModel):
 
 class Links(BaseModel):
     self: str
+    events: str
+    tree: str
+    cancel: str
 
 
 class StatusDocument(BaseModel):
@@ -46,7 +49,36 @@ class StatusDocument(BaseModel):
     awaiting: list[str] | None = Field(
         default=None, description="Promise ids the invocation waits on, while it waits"
     )
+    created_at: str | None = Field(description="ISO-8601 UTC")
+    settled_at: str | None = Field(default=None, description="ISO-8601 UTC, once settled")
     links: Links
+
+
+class InvocationList(BaseModel):
+    invocations: list[StatusDocument] = Field(description="Newest first")
+    next: str | None = Field(description="The cursor of the next page, null on the last")
+
+
+class TreeNode(BaseModel):
+    """A durable step: a call (``ctx.run``/``ctx.rpc``), a sleep, or a promise."""
+
+    id: str
+    kind: Literal["call", "sleep", "promise"]
+    function: str | None = Field(default=None, description="For a call")
+    status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
+    created_at: str | None
+    settled_at: str | None = None
+    children: list[TreeNode]
+    truncated: bool | None = Field(
+        default=None, description="On the root, when the tree was cut at its size limit"
+    )
+
+
+class PromiseDocument(BaseModel):
+    id: str
+    status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
+    value: Any = Field(default=None, description="Once settled: the value, or the JSON error")
+    awaited_by: str | None = Field(default=None, description="The invocation that awaits it")
 
 
 class Health(BaseModel):

@@ -16,15 +16,32 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from resonate_web.exposure import Exposed
-from resonate_web.models import FunctionList, Health, ProblemDetails, StatusDocument
+from resonate_web.models import (
+    FunctionList,
+    Health,
+    InvocationList,
+    ProblemDetails,
+    PromiseDocument,
+    StatusDocument,
+    TreeNode,
+)
 from resonate_web.problems import PROBLEM_CONTENT_TYPE
 
 _REF = "#/components/schemas/{model}"
-_MODELS = (FunctionList, StatusDocument, Health, ProblemDetails)
+_MODELS = (
+    FunctionList,
+    StatusDocument,
+    Health,
+    ProblemDetails,
+    InvocationList,
+    TreeNode,
+    PromiseDocument,
+)
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "Malformed JSON, id or wait (problem+json)",
+    400: "Malformed JSON, id, wait or query (problem+json)",
     404: "Not found (problem+json)",
+    409: "Already settled another way (problem+json)",
     413: "Body over the size limit (problem+json)",
     415: "The body is not JSON (problem+json)",
     422: "Arguments do not bind to the function, or the id names another call (problem+json)",
@@ -152,6 +169,119 @@ def _start(exposed: Exposed, tags: list[str], schemas: dict[str, Any]) -> dict[s
     }
 
 
+_PROMISE_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Promise id (a step of an invocation: ``<invocation id>:<n>``)",
+    "schema": {"type": "string"},
+}
+
+
+def _settle(action: str, member: str | None, tags: list[str]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "tags": tags,
+        "operationId": f"resonate_{action}_promise",
+        "summary": f"{action.capitalize()} a promise",
+        "parameters": [_PROMISE_ID],
+        "responses": {
+            "200": _json(PromiseDocument, "Settled (again the same way: idempotent)"),
+            **_problems(400, 404, 409, 413, 415, 503),
+        },
+    }
+    if member is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {member: {"description": f"Any JSON: the {member}"}},
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    return operation
+
+
+def _browse_paths(prefix: str, tags: list[str], promises: bool) -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        f"{prefix}/invocations": {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_list",
+                "summary": "List invocations, newest first",
+                "parameters": [
+                    {"name": "function", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["pending", "resolved", "rejected", "canceled", "timedout"],
+                        },
+                    },
+                    {"name": "schedule", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(InvocationList, "A page of invocations"),
+                    **_problems(400, 503),
+                },
+            }
+        },
+        f"{prefix}/invocations/{{id}}/cancel": {
+            "post": {
+                "tags": tags,
+                "operationId": "resonate_cancel",
+                "summary": "Cancel an invocation",
+                "description": "Its promise settles as canceled; code already running is "
+                "not interrupted, and what it returns is discarded.",
+                "parameters": [_ID_PATH],
+                "responses": {
+                    "200": _json(StatusDocument, "Canceled (now or before)"),
+                    **_problems(400, 404, 409, 503),
+                },
+            }
+        },
+        f"{prefix}/invocations/{{id}}/tree": {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_tree",
+                "summary": "An invocation's durable steps, nested",
+                "parameters": [_ID_PATH],
+                "responses": {
+                    "200": _json(TreeNode, "The invocation and its steps"),
+                    **_problems(400, 404, 503),
+                },
+            }
+        },
+    }
+    if promises:
+        paths[f"{prefix}/promises/{{id}}"] = {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_promise",
+                "summary": "Read a promise",
+                "parameters": [_PROMISE_ID],
+                "responses": {
+                    "200": _json(PromiseDocument, "The promise"),
+                    **_problems(400, 404, 503),
+                },
+            }
+        }
+        paths[f"{prefix}/promises/{{id}}/resolve"] = {"post": _settle("resolve", "value", tags)}
+        paths[f"{prefix}/promises/{{id}}/reject"] = {"post": _settle("reject", "error", tags)}
+        paths[f"{prefix}/promises/{{id}}/cancel"] = {"post": _settle("cancel", None, tags)}
+    return paths
+
+
 def document(
     exposed: dict[str, Exposed],
     prefix: str,
@@ -159,6 +289,7 @@ def document(
     title: str = "resonate-web",
     version: str = "1",
     tags: list[str] | None = None,
+    promises: bool = True,
 ) -> dict[str, Any]:
     """The OpenAPI document of the routes mounted at ``prefix``."""
     tags = tags if tags is not None else ["resonate"]
@@ -208,6 +339,7 @@ def document(
             },
         }
     }
+    paths.update(_browse_paths(prefix, tags, promises))
     paths[f"{prefix}/health"] = {
         "get": {
             "tags": tags,

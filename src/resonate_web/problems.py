@@ -20,6 +20,7 @@ Slug = Literal[
     "forbidden",
     "backend-unavailable",
     "too-many-waiters",
+    "invalid-query",
 ]
 
 PROBLEM_TYPE_PREFIX = "urn:resonate-web:problem:"
@@ -41,6 +42,7 @@ _TITLES: dict[Slug, tuple[int, str]] = {
     "forbidden": (403, "Forbidden"),
     "backend-unavailable": (503, "Backend unavailable"),
     "too-many-waiters": (503, "Too many waiters"),
+    "invalid-query": (400, "Invalid query"),
 }
 
 

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from resonate.connections import HttpConnection, SSEConnection
+from resonate.connections import SSEConnection
 from resonate.context import Context
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
@@ -42,6 +42,9 @@ from resonate_web.problems import Problem
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web")
+
+#: Seconds an embedded-backend runtime waits for running functions when it stops.
+EMBEDDED_GRACE = 1.0
 
 
 class ConnectionWatch:
@@ -115,22 +118,21 @@ def build_client(
             return Resonate(network=_sdk.embedded_connection(pid=pid, group=group), **common)
         case "http":
             assert settings.url is not None
-            network = HttpConnection(
+            network = _sdk.http_connection(
                 settings.url, auth=settings.token, backoff=watch or ConnectionWatch(settings.url)
             )
             source = SSEConnection(settings.url, pid=pid, group=group, auth=settings.token)
             return Resonate(network=network, sources=[source], **common)
         case "postgres":
+            assert settings.url is not None
             try:
-                from resonate_pg import PostgresConnection
+                network = _sdk.postgres_connection(settings.url, pid=pid, group=group)
             except ImportError:
                 raise ConfigurationError(
                     "a postgresql:// URL needs the resonate-pg connector: "
                     "pip install 'resonate-web[pg]'"
                 ) from None
-            return Resonate(
-                network=PostgresConnection(conninfo=settings.url, pid=pid, group=group), **common
-            )
+            return Resonate(network=network, **common)
     raise AssertionError(settings.backend)  # pragma: no cover
 
 
@@ -453,13 +455,20 @@ class Runtime:
             check.cancel()
         if client is None:
             return
+        # On the embedded backend nothing outlives the process: a function still
+        # running is lost either way, so stopping does not wait long for it.
+        grace = self.settings.shutdown_timeout
+        if self.settings.backend == "embedded":
+            grace = min(grace, EMBEDDED_GRACE)
         try:
-            await asyncio.wait_for(client.stop(), self.settings.shutdown_timeout)
+            await asyncio.wait_for(client.stop(), grace)
         except TimeoutError:
             logger.warning(
-                "resonate-web: client did not stop within %.1fs; abandoning in-flight work "
-                "(it stays durable and resumes elsewhere)",
-                self.settings.shutdown_timeout,
+                "resonate-web: client did not stop within %.1fs; abandoning in-flight work%s",
+                grace,
+                ""
+                if self.settings.backend == "embedded"
+                else " (it stays durable and resumes elsewhere)",
             )
 
     def forget(self) -> None:

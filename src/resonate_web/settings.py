@@ -20,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 Backend = Literal["embedded", "http", "postgres"]
+PromisePolicy = Literal["awaited", "any", "off"]
 
 logger = logging.getLogger("resonate_web")
 
@@ -100,6 +101,13 @@ def _group(value: Any) -> str:
     return text
 
 
+def _promise_policy(value: Any) -> str:
+    text = _str(value).strip().lower()
+    if text not in ("awaited", "any", "off"):
+        raise ConfigurationError(f"expected 'awaited', 'any' or 'off', got {value!r}")
+    return text
+
+
 def _url(value: Any) -> str | None:
     text = _opt_str(value)
     if text is None:
@@ -132,7 +140,7 @@ class Settings:
     shutdown_timeout: float = 5.0
     max_waiters: int = 1000
     lease_ttl: float = 15.0
-    promises_enabled: bool = False
+    promises: PromisePolicy = "awaited"
     keepalive: float = 15.0
 
     @property
@@ -204,7 +212,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "shutdown_timeout": _positive_float,
     "max_waiters": _positive_int,
     "lease_ttl": _positive_float,
-    "promises_enabled": _bool,
+    "promises": _promise_policy,
     "keepalive": _positive_float,
 }
 

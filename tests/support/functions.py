@@ -29,6 +29,7 @@ def build(mode: Literal["auto", "inline"] = "auto") -> Functions:
     functions.expose(count, mode=mode, retry_policy=Never())
     functions.expose(executions, mode=mode)
     functions.expose(hold, mode=mode, retry_policy=Never())
+    functions.expose(wide, mode=mode)
     functions.expose(example.slow, name="slow_timeout", mode=mode, timeout=timedelta(seconds=1))
     functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
     functions.expose_remote("remote_raw", target="nobody")
@@ -47,6 +48,13 @@ def count(ctx: Context, key: str) -> int:
 
 def executions(ctx: Context, key: str) -> int:
     return EXECUTIONS[key]
+
+
+async def wide(ctx: Context, n: int) -> object:
+    """``n`` durable steps, then wait for someone to settle a promise."""
+    for i in range(n):
+        await ctx.run(example.square, i)
+    return await ctx.promise()
 
 
 def hold(ctx: Context, started: str, release: str) -> str:

@@ -110,7 +110,8 @@ class ResonateRouter(APIRouter):
                     tags = operations["get"].get("tags", tags)
                 if ids & _OPERATION_IDS:
                     del paths[path]
-            ours = openapi.document(self.runtime.exposed, prefix, tags=tags)
+            promises = self.settings.promises != "off"
+            ours = openapi.document(self.runtime.exposed, prefix, tags=tags, promises=promises)
             paths.update(ours["paths"])
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 ours["components"]["schemas"]

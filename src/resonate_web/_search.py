@@ -1,0 +1,170 @@
+"""Promise search, and the tags that make invocations findable.
+
+The Resonate protocol's ``promise.search`` finds promises by state and tags,
+newest first, a page at a time. The Resonate server answers it; the backends
+resonate-web runs on here do not (the SDK's in-process state machine, and so
+the dev server, lack it; resonate-pg answers 501), so this module answers it
+for them: over the records an in-memory backend holds, and as one SQL query
+for Postgres. The routes then ask every backend the same question through the
+SDK's public ``client.promises.search``.
+
+Root invocations are found by tags the SDK does not set: every root promise a
+resonate-web process creates carries :data:`INVOCATION_TAG` and
+:data:`FUNCTION_TAG` (added on its way to the backend, see
+:func:`tag_root_create`), so ``GET /invocations?function=add`` is one search,
+not a scan of ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from typing import Any
+
+#: On every root invocation resonate-web starts: ``"true"``.
+INVOCATION_TAG = "resonate-web:invocation"
+#: On every root invocation resonate-web starts: the function's name.
+FUNCTION_TAG = "resonate-web:function"
+#: On a schedule's ticks: the schedule's id.
+SCHEDULE_TAG = "resonate-web:schedule"
+
+#: The backend states a search may filter on.
+STATES = frozenset({"pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"})
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+_CREATE_KINDS = ('{"kind":"task.create"', '{"kind":"promise.create"')
+
+
+def _root_create(envelope: dict[str, Any]) -> dict[str, Any] | None:
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        return None
+    if envelope.get("kind") == "task.create":
+        action = data.get("action")
+        data = action.get("data") if isinstance(action, dict) else None
+        if not isinstance(data, dict):
+            return None
+    tags = data.get("tags")
+    id = data.get("id")
+    if not isinstance(tags, dict) or not isinstance(id, str):
+        return None
+    if tags.get("resonate:origin") != id or tags.get("resonate:parent") != id:
+        return None
+    return data
+
+
+def _function_of(param: Any) -> str | None:
+    raw = param.get("data") if isinstance(param, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        decoded = json.loads(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError):
+        return None  # encrypted or foreign: found by INVOCATION_TAG alone
+    func = decoded.get("func") if isinstance(decoded, dict) else None
+    return func if isinstance(func, str) else None
+
+
+def tag_root_create(request: str) -> str:
+    """``request`` (a protocol envelope), with :data:`INVOCATION_TAG` and
+    :data:`FUNCTION_TAG` added when it creates a root invocation; else unchanged.
+
+    Cheap for every other request: only a create is parsed.
+    """
+    if not request.startswith(_CREATE_KINDS):
+        return request
+    envelope = json.loads(request)
+    create = _root_create(envelope)
+    if create is None:
+        return request
+    tags: dict[str, str] = create["tags"]
+    tags.setdefault(INVOCATION_TAG, "true")
+    func = _function_of(create.get("param"))
+    if func is not None:
+        tags.setdefault(FUNCTION_TAG, func)
+    return json.dumps(envelope, separators=(",", ":"))
+
+
+def is_search(request: str) -> bool:
+    return request.startswith('{"kind":"promise.search"')
+
+
+# ── answering a search ──────────────────────────────────────────────────────
+
+
+def encode_cursor(created_at: int, id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str] | None:
+    """The ``(created_at, id)`` a cursor resumes after, or ``None`` if it is not ours."""
+    try:
+        created_at, id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, TypeError):
+        return None
+    if isinstance(created_at, int) and isinstance(id, str):
+        return created_at, id
+    return None
+
+
+def search_records(records: Iterable[dict[str, Any]], query: dict[str, Any]) -> dict[str, Any]:
+    """Answer ``promise.search`` (``query`` is its data) over wire-format records:
+    ``{"promises": [...], "cursor": str | None}``, newest first."""
+    state = query.get("state")
+    tags = query.get("tags") or {}
+    limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
+    after = decode_cursor(query["cursor"]) if query.get("cursor") else None
+    found = [
+        r
+        for r in records
+        if (state is None or r.get("state") == state)
+        and all(r.get("tags", {}).get(k) == v for k, v in tags.items())
+        and (after is None or (r.get("createdAt", 0), r["id"]) < after)
+    ]
+    found.sort(key=lambda r: (r.get("createdAt", 0), r["id"]), reverse=True)
+    page = found[:limit]
+    cursor = None
+    if len(found) > limit:
+        last = page[-1]
+        cursor = encode_cursor(last.get("createdAt", 0), last["id"])
+    return {"promises": page, "cursor": cursor}
+
+
+#: ``promise.search`` as one query on resonate-pg's schema; its parameters come
+#: from :func:`pg_parameters`. An origin filter uses the origin_id index.
+PG_SEARCH = """
+SELECT resonate._promise_json(p, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+FROM resonate.promises p
+WHERE (%s::text IS NULL OR p.state = %s)
+  AND p.tags @> %s::jsonb
+  AND (%s::text IS NULL OR p.origin_id = %s)
+  AND (%s::bigint IS NULL OR (p.created_at, p.id) < (%s, %s))
+ORDER BY p.created_at DESC, p.id DESC
+LIMIT %s
+"""
+
+
+def pg_parameters(query: dict[str, Any]) -> list[Any]:
+    """The :data:`PG_SEARCH` parameters for ``promise.search`` data ``query``
+    (one row more than the page, to know whether there is a next one)."""
+    tags = dict(query.get("tags") or {})
+    state = query.get("state")
+    origin = tags.get("resonate:origin")
+    after = decode_cursor(query["cursor"]) if query.get("cursor") else None
+    after_at, after_id = after if after else (None, None)
+    limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT) + 1
+    return [state, state, json.dumps(tags), origin, origin, after_at, after_at, after_id, limit]
+
+
+def page_of(rows: list[dict[str, Any]], query: dict[str, Any]) -> dict[str, Any]:
+    """The search answer from :data:`PG_SEARCH` rows (one more than the page)."""
+    limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
+    page = rows[:limit]
+    cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        cursor = encode_cursor(last.get("createdAt", 0), last["id"])
+    return {"promises": page, "cursor": cursor}

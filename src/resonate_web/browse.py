@@ -1,0 +1,192 @@
+"""Seeing your work: the list of invocations, an invocation's tree, what it awaits.
+
+Each answer is one search of the backend (``promise.search`` by tags, newest
+first; see :mod:`resonate_web._search`), never a read of ids one by one: the
+roots resonate-web starts carry its invocation and function tags, and every
+durable step of an invocation carries the SDK's ``resonate:origin`` (the
+invocation) and ``resonate:parent`` (the step that made it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from resonate.types import PromiseRecord
+
+from resonate_web import _sdk, _search, invocations
+from resonate_web.parsing import validate_id
+from resonate_web.problems import Problem
+
+if TYPE_CHECKING:
+    from resonate_web.gateway import Gateway, Request
+
+#: Largest ``limit`` of ``GET /invocations`` (and its default).
+MAX_LIST = 100
+DEFAULT_LIST = 20
+#: Steps read for one tree: pages of the search, at most this many in all.
+TREE_PAGE = 500
+MAX_TREE = 5000
+
+_STATES = {
+    "pending": "pending",
+    "resolved": "resolved",
+    "rejected": "rejected",
+    "canceled": "rejected_canceled",
+    "timedout": "rejected_timedout",
+}
+_QUERY = {"function", "status", "schedule", "limit", "cursor"}
+
+
+def _invalid(detail: str) -> Problem:
+    return Problem("invalid-query", detail)
+
+
+# ── GET /invocations ────────────────────────────────────────────────────────
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIST
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+        raise _invalid(f"limit is a whole number from 1 to {MAX_LIST}, got {raw!r}")
+    return int(raw)
+
+
+def _cursor(raw: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise _invalid("cursor is not one this API returned") from None
+    if not isinstance(decoded, dict) or not isinstance(decoded.get("c"), str):
+        raise _invalid("cursor is not one this API returned")
+    return decoded
+
+
+def _next(backend_cursor: str | None, filters: dict[str, str]) -> str | None:
+    if not backend_cursor:
+        return None
+    data = json.dumps({"c": backend_cursor, **filters}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode()
+
+
+async def list_invocations(gw: Gateway, request: Request) -> Any:
+    from resonate_web.gateway import Response
+
+    query = request.query
+    unknown = sorted(set(query) - _QUERY)
+    if unknown:
+        raise _invalid(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    limit = _limit(query.get("limit"))
+    filters = {k: query[k] for k in ("function", "status", "schedule") if k in query}
+    backend_cursor = None
+    if "cursor" in query:
+        resumed = _cursor(query["cursor"])
+        backend_cursor = resumed.pop("c")
+        if any(filters.get(k) != v for k, v in resumed.items()) or set(filters) - set(resumed):
+            raise _invalid("a cursor continues the query it came from: send the same filters")
+    function = filters.get("function")
+    exposed = gw.runtime.exposed
+    if function is not None and function not in exposed:
+        raise _invalid(f"no function named {function!r} is exposed")
+    status = filters.get("status")
+    if status is not None and status not in _STATES:
+        raise _invalid(f"status is one of {', '.join(_STATES)}, got {status!r}")
+    tags = {_search.FUNCTION_TAG: function} if function else {_search.INVOCATION_TAG: "true"}
+    if "schedule" in filters:
+        tags[_search.SCHEDULE_TAG] = validate_id(filters["schedule"], what="schedule")
+    state = _STATES[status] if status else None
+    found = await gw.bounded(gw.runtime.client.promises.search(state, tags, limit, backend_cursor))
+    docs = [
+        invocations.document(
+            r,
+            public_id=r.id,
+            self_link=gw.link(request.prefix, r.id),
+        )
+        for r in found.promises
+        if invocations.function_of(r) in exposed
+    ]
+    return Response(200, {"invocations": docs, "next": _next(found.cursor, filters)})
+
+
+# ── the lineage: tree and awaiting ──────────────────────────────────────────
+
+
+async def awaiting(gw: Gateway, id: str) -> list[str]:
+    """Pending promises of invocation ``id`` that someone outside must settle."""
+    tags = {"resonate:origin": id, _sdk.EXTERNAL_TAG: "true"}
+    found = await gw.bounded(gw.runtime.client.promises.search("pending", tags, 100, None))
+    return sorted(
+        (p.id for p in found.promises if p.id != id and invocations.is_external(p)),
+        key=_step_order,
+    )
+
+
+def _step_order(id: str) -> tuple[int, ...]:
+    tail = id.rsplit(":", 1)[-1]
+    return tuple(int(part) if part.isdigit() else 0 for part in tail.split("."))
+
+
+async def _lineage(gw: Gateway, id: str) -> tuple[list[PromiseRecord], bool]:
+    """Every durable step of invocation ``id`` (pages of one search); and whether the
+    tree was cut at :data:`MAX_TREE` steps."""
+    steps: list[PromiseRecord] = []
+    cursor = None
+    while True:
+        found = await gw.bounded(
+            gw.runtime.client.promises.search(None, {"resonate:origin": id}, TREE_PAGE, cursor)
+        )
+        steps.extend(p for p in found.promises if p.id != id)
+        cursor = found.cursor
+        if not cursor:
+            return steps, False
+        if len(steps) >= MAX_TREE:
+            return steps, True
+
+
+def _kind(record: PromiseRecord) -> str:
+    if record.tags.get("resonate:timer") == "true":
+        return "sleep"
+    if invocations.is_external(record) and "resonate:target" not in record.tags:
+        return "promise"
+    return "call"
+
+
+def _node(record: PromiseRecord, children: dict[str, list[PromiseRecord]]) -> dict[str, Any]:
+    kind = _kind(record)
+    node: dict[str, Any] = {"id": record.id, "kind": kind}
+    if kind == "call":
+        node["function"] = invocations.function_of(record)
+    node["status"] = invocations.status_of(record)
+    node["created_at"] = invocations.iso(record.created_at)
+    if record.state != "pending":
+        node["settled_at"] = invocations.iso(record.settled_at)
+    node["children"] = [_node(c, children) for c in _ordered(children.get(record.id, []))]
+    return node
+
+
+def _ordered(records: list[PromiseRecord]) -> Iterator[PromiseRecord]:
+    return iter(sorted(records, key=lambda r: (r.created_at, _step_order(r.id))))
+
+
+async def tree(gw: Gateway, request: Request) -> Any:
+    from resonate_web.gateway import Response
+
+    id, root = await gw.lookup(request)
+    steps, truncated = await _lineage(gw, id)
+    known = {id} | {step.id for step in steps}
+    children: dict[str, list[PromiseRecord]] = {}
+    for step in steps:
+        parent = step.tags.get("resonate:parent", id)
+        if parent not in known or parent == step.id:
+            parent = id  # a step whose parent is not stored hangs off the root
+        children.setdefault(parent, []).append(step)
+    body = _node(root, children)
+    body["kind"] = "call"
+    body["function"] = invocations.function_of(root)
+    if truncated:
+        body["truncated"] = True
+    return Response(200, body)

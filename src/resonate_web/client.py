@@ -1,0 +1,549 @@
+"""A Python client for the HTTP routes: :class:`Client` (sync) and :class:`AsyncClient`.
+
+For another service, a script or a test that talks to a resonate-web gateway
+over HTTP (code inside the app uses the client its framework hands it)::
+
+    from resonate_web.client import Client, Rejected
+
+    with Client("http://127.0.0.1:8000", token="...") as api:
+        started = api.start("add", 1, 2)             # a StatusDocument
+        print(api.wait(started.id, timeout=10))      # 3
+        for doc in api.list(function="add"):         # follows the cursor
+            print(doc.id, doc.status)
+
+Results are the pydantic models the routes document (``resonate_web.models``).
+Every problem+json answer raises a :class:`ProblemError` subclass named after
+its slug (:class:`NotFound`, :class:`Conflict`, :class:`InvalidArguments`, ...)
+carrying the problem. A 503 is retried, honouring ``Retry-After``, at most
+``retries`` times; a start without an id gets one here first, so a retried
+start is a replay, never a second invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Self
+
+import httpx
+
+from resonate_web.models import (
+    FunctionInfo,
+    FunctionList,
+    InvocationList,
+    PromiseDocument,
+    StatusDocument,
+    TreeNode,
+)
+from resonate_web.problems import PROBLEM_TYPE_PREFIX
+
+__all__ = [
+    "PROBLEMS",
+    "AsyncClient",
+    "BackendUnavailable",
+    "Canceled",
+    "Client",
+    "Conflict",
+    "Forbidden",
+    "IdempotencyKeyReused",
+    "InvalidArguments",
+    "InvalidCron",
+    "InvalidId",
+    "InvalidJson",
+    "InvalidQuery",
+    "InvalidWait",
+    "InvocationError",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProblemError",
+    "Rejected",
+    "TimedOut",
+    "TooManyWaiters",
+    "Unauthorized",
+    "UnknownFunction",
+    "UnsupportedMediaType",
+]
+
+#: The longest single long-poll :meth:`Client.wait` asks for (the server caps it too).
+LONG_POLL = 25.0
+
+
+class ProblemError(Exception):
+    """An ``application/problem+json`` answer; :attr:`problem` is its body."""
+
+    slug = ""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(f"{problem.get('status')} {problem.get('title')}: {problem.get('detail')}")
+        self.problem = problem
+        self.status: int = int(problem.get("status") or 0)
+        self.detail: str = str(problem.get("detail") or "")
+
+
+# One subclass per problem slug (the contract's list), raised for that slug.
+
+
+class InvalidJson(ProblemError):
+    slug = "invalid-json"
+
+
+class UnsupportedMediaType(ProblemError):
+    slug = "unsupported-media-type"
+
+
+class PayloadTooLarge(ProblemError):
+    slug = "payload-too-large"
+
+
+class InvalidId(ProblemError):
+    slug = "invalid-id"
+
+
+class InvalidWait(ProblemError):
+    slug = "invalid-wait"
+
+
+class UnknownFunction(ProblemError):
+    slug = "unknown-function"
+
+
+class InvalidArguments(ProblemError):
+    slug = "invalid-arguments"
+
+
+class IdempotencyKeyReused(ProblemError):
+    slug = "idempotency-key-reused"
+
+
+class NotFound(ProblemError):
+    slug = "not-found"
+
+
+class Conflict(ProblemError):
+    slug = "conflict"
+
+
+class InvalidCron(ProblemError):
+    slug = "invalid-cron"
+
+
+class Unauthorized(ProblemError):
+    slug = "unauthorized"
+
+
+class Forbidden(ProblemError):
+    slug = "forbidden"
+
+
+class BackendUnavailable(ProblemError):
+    slug = "backend-unavailable"
+
+
+class TooManyWaiters(ProblemError):
+    slug = "too-many-waiters"
+
+
+class InvalidQuery(ProblemError):
+    slug = "invalid-query"
+
+
+#: The ProblemError subclass of each slug.
+PROBLEMS: dict[str, type[ProblemError]] = {cls.slug: cls for cls in ProblemError.__subclasses__()}
+
+
+class InvocationError(Exception):
+    """The invocation settled, but not with a value; :attr:`document` says how."""
+
+    def __init__(self, document: StatusDocument) -> None:
+        self.document = document
+        self.id = document.id
+        super().__init__(f"invocation {document.id} {document.status}")
+
+
+class Rejected(InvocationError):
+    """The function raised: :attr:`type` is the exception's class name."""
+
+    def __init__(self, document: StatusDocument) -> None:
+        super().__init__(document)
+        error = document.error
+        self.type = error.type if error else "Error"
+        self.message = error.message if error else ""
+        self.args = (f"invocation {document.id} rejected: {self.type}: {self.message}",)
+
+
+class Canceled(InvocationError):
+    """Someone canceled the invocation."""
+
+
+class TimedOut(InvocationError):
+    """The invocation's own timeout passed before it settled."""
+
+
+_OUTCOMES: dict[str, type[InvocationError]] = {
+    "rejected": Rejected,
+    "canceled": Canceled,
+    "timedout": TimedOut,
+}
+
+
+def outcome(document: StatusDocument) -> Any:
+    """A settled invocation's result, or the :class:`InvocationError` it settled with."""
+    if document.status == "resolved":
+        return document.result
+    raise _OUTCOMES[document.status](document)
+
+
+# ── what both clients share: requests built and answers read the same way ───
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: Any = None
+    headers: dict[str, str] | None = None
+
+    def send_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"params": self.params, "headers": self.headers}
+        if self.body is not None:
+            kwargs["content"] = json.dumps(self.body).encode()
+            kwargs["headers"] = {**(self.headers or {}), "content-type": "application/json"}
+        return kwargs
+
+
+def _problem(response: httpx.Response) -> ProblemError | None:
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not str(body.get("type", "")).startswith(PROBLEM_TYPE_PREFIX):
+        body = {"status": response.status_code, "title": "HTTP error", "detail": response.text}
+    slug = str(body.get("type", "")).removeprefix(PROBLEM_TYPE_PREFIX)
+    return PROBLEMS.get(slug, ProblemError)(body)
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float | None:
+    """Seconds to wait before retrying ``response``, or ``None`` when it is final."""
+    if response.status_code != 503:
+        return None
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return min(0.2 * 2.0**attempt, 5.0)
+    return max(0.0, seconds)
+
+
+def _wait(wait: float | None) -> dict[str, str]:
+    return {} if wait is None else {"wait": repr(float(wait))}
+
+
+class _Routes:
+    """The requests of every route, and how each answer is read."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.rstrip("/")
+
+    def functions(self) -> _Call:
+        return _Call("GET", f"{self.prefix}/functions")
+
+    def start(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], id: str | None, wait: Any
+    ) -> _Call:
+        params = {"id": id or uuid.uuid4().hex, **_wait(wait)}
+        return _Call(
+            "POST",
+            f"{self.prefix}/functions/{name}",
+            params,
+            {"args": list(args), "kwargs": kwargs},
+        )
+
+    def status(self, id: str, wait: float | None = None) -> _Call:
+        return _Call("GET", f"{self.prefix}/invocations/{id}", _wait(wait))
+
+    def cancel(self, id: str) -> _Call:
+        return _Call("POST", f"{self.prefix}/invocations/{id}/cancel")
+
+    def tree(self, id: str) -> _Call:
+        return _Call("GET", f"{self.prefix}/invocations/{id}/tree")
+
+    def events(self, id: str) -> _Call:
+        return _Call("GET", f"{self.prefix}/invocations/{id}/events")
+
+    def list(self, filters: dict[str, Any], cursor: str | None) -> _Call:
+        params = {k: str(v) for k, v in filters.items() if v is not None}
+        if cursor:
+            params["cursor"] = cursor
+        return _Call("GET", f"{self.prefix}/invocations", params)
+
+    def promise(
+        self, id: str, action: str | None = None, member: str = "", value: Any = None
+    ) -> _Call:
+        path = f"{self.prefix}/promises/{id}"
+        if action is None:
+            return _Call("GET", path)
+        return _Call("POST", f"{path}/{action}", body={member: value} if member else None)
+
+
+def _events(lines: Iterator[str] | list[str]) -> Iterator[StatusDocument]:
+    data: list[str] = []
+    event = ""
+    for line in lines:
+        if line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+        elif not line and data:
+            payload = json.loads("\n".join(data))
+            data, name = [], event
+            if name == "error":
+                raise PROBLEMS.get(
+                    str(payload.get("type", "")).removeprefix(PROBLEM_TYPE_PREFIX), ProblemError
+                )(payload)
+            yield StatusDocument.model_validate(payload)
+
+
+# ── the clients ─────────────────────────────────────────────────────────────
+
+
+class Client:
+    """The routes over HTTP, blocking. ``base_url`` is the app's root; ``prefix`` its
+    mount (``/resonate``); ``token`` is sent as ``Authorization: Bearer``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        prefix: str = "/resonate",
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self._routes = _Routes(prefix)
+        self.retries = retries
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: _Call) -> Any:
+        attempt = 0
+        while True:
+            response = self._http.request(call.method, call.path, **call.send_kwargs())
+            delay = _retry_after(response, attempt)
+            if delay is None or attempt >= self.retries:
+                break
+            time.sleep(delay)
+            attempt += 1
+        problem = _problem(response)
+        if problem is not None:
+            raise problem
+        return response.json()
+
+    def functions(self) -> list[FunctionInfo]:
+        return FunctionList.model_validate(self._send(self._routes.functions())).functions
+
+    def start(
+        self, name: str, *args: Any, id: str | None = None, wait: float | None = None, **kwargs: Any
+    ) -> StatusDocument:
+        """Start ``name`` with these arguments (``POST /functions/{name}``)."""
+        call = self._routes.start(name, args, kwargs, id, wait)
+        return StatusDocument.model_validate(self._send(call))
+
+    def status(self, id: str, *, wait: float | None = None) -> StatusDocument:
+        return StatusDocument.model_validate(self._send(self._routes.status(id, wait)))
+
+    def wait(self, id: str, timeout: float | None = None) -> Any:
+        """Long-poll until ``id`` settles; its result, or raise :class:`Rejected`,
+        :class:`Canceled` or :class:`TimedOut`. ``TimeoutError`` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = LONG_POLL if deadline is None else deadline - time.monotonic()
+            doc = self.status(id, wait=max(0.0, min(left, LONG_POLL)))
+            if doc.status != "pending":
+                return outcome(doc)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"invocation {id} still pending after {timeout}s")
+
+    def events(self, id: str) -> Iterator[StatusDocument]:
+        """The status document now and when it settles (server-sent events)."""
+        call = self._routes.events(id)
+        with self._http.stream(call.method, call.path) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _problem(response) or ProblemError({"status": response.status_code})
+            yield from _events(response.iter_lines())
+
+    def cancel(self, id: str) -> StatusDocument:
+        return StatusDocument.model_validate(self._send(self._routes.cancel(id)))
+
+    def list(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[StatusDocument]:
+        """Invocations, newest first, page after page (``limit`` is the page size)."""
+        filters = {"function": function, "status": status, "schedule": schedule, "limit": limit}
+        cursor = None
+        while True:
+            page = InvocationList.model_validate(self._send(self._routes.list(filters, cursor)))
+            yield from page.invocations
+            if not page.next:
+                return
+            cursor = page.next
+
+    def tree(self, id: str) -> TreeNode:
+        return TreeNode.model_validate(self._send(self._routes.tree(id)))
+
+    def promise(self, id: str) -> PromiseDocument:
+        return PromiseDocument.model_validate(self._send(self._routes.promise(id)))
+
+    def resolve(self, id: str, value: Any = None) -> PromiseDocument:
+        call = self._routes.promise(id, "resolve", "value", value)
+        return PromiseDocument.model_validate(self._send(call))
+
+    def reject(self, id: str, error: Any = None) -> PromiseDocument:
+        call = self._routes.promise(id, "reject", "error", error)
+        return PromiseDocument.model_validate(self._send(call))
+
+    def cancel_promise(self, id: str) -> PromiseDocument:
+        return PromiseDocument.model_validate(self._send(self._routes.promise(id, "cancel")))
+
+
+class AsyncClient:
+    """:class:`Client`, awaitable."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        prefix: str = "/resonate",
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self._routes = _Routes(prefix)
+        self.retries = retries
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: _Call) -> Any:
+        attempt = 0
+        while True:
+            response = await self._http.request(call.method, call.path, **call.send_kwargs())
+            delay = _retry_after(response, attempt)
+            if delay is None or attempt >= self.retries:
+                break
+            await asyncio.sleep(delay)
+            attempt += 1
+        problem = _problem(response)
+        if problem is not None:
+            raise problem
+        return response.json()
+
+    async def functions(self) -> list[FunctionInfo]:
+        return FunctionList.model_validate(await self._send(self._routes.functions())).functions
+
+    async def start(
+        self, name: str, *args: Any, id: str | None = None, wait: float | None = None, **kwargs: Any
+    ) -> StatusDocument:
+        call = self._routes.start(name, args, kwargs, id, wait)
+        return StatusDocument.model_validate(await self._send(call))
+
+    async def status(self, id: str, *, wait: float | None = None) -> StatusDocument:
+        return StatusDocument.model_validate(await self._send(self._routes.status(id, wait)))
+
+    async def wait(self, id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = LONG_POLL if deadline is None else deadline - time.monotonic()
+            doc = await self.status(id, wait=max(0.0, min(left, LONG_POLL)))
+            if doc.status != "pending":
+                return outcome(doc)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"invocation {id} still pending after {timeout}s")
+
+    async def events(self, id: str) -> AsyncIterator[StatusDocument]:
+        call = self._routes.events(id)
+        async with self._http.stream(call.method, call.path) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _problem(response) or ProblemError({"status": response.status_code})
+            lines: list[str] = []
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if not line:
+                    for doc in _events(lines):
+                        yield doc
+                    lines = []
+
+    async def cancel(self, id: str) -> StatusDocument:
+        return StatusDocument.model_validate(await self._send(self._routes.cancel(id)))
+
+    async def list(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[StatusDocument]:
+        filters = {"function": function, "status": status, "schedule": schedule, "limit": limit}
+        cursor = None
+        while True:
+            data = await self._send(self._routes.list(filters, cursor))
+            page = InvocationList.model_validate(data)
+            for doc in page.invocations:
+                yield doc
+            if not page.next:
+                return
+            cursor = page.next
+
+    async def tree(self, id: str) -> TreeNode:
+        return TreeNode.model_validate(await self._send(self._routes.tree(id)))
+
+    async def promise(self, id: str) -> PromiseDocument:
+        return PromiseDocument.model_validate(await self._send(self._routes.promise(id)))
+
+    async def resolve(self, id: str, value: Any = None) -> PromiseDocument:
+        call = self._routes.promise(id, "resolve", "value", value)
+        return PromiseDocument.model_validate(await self._send(call))
+
+    async def reject(self, id: str, error: Any = None) -> PromiseDocument:
+        call = self._routes.promise(id, "reject", "error", error)
+        return PromiseDocument.model_validate(await self._send(call))
+
+    async def cancel_promise(self, id: str) -> PromiseDocument:
+        call = self._routes.promise(id, "cancel")
+        return PromiseDocument.model_validate(await self._send(call))

@@ -1,0 +1,151 @@
+"""``resonate_web.client`` against real server processes (uvicorn, gunicorn), sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+
+import pytest
+
+from resonate_web import client as rc
+from resonate_web.client import AsyncClient, Client
+from tests.support import procs, servers
+
+KINDS = ["fastapi-uvicorn", "flask-gunicorn"]
+
+
+def uid(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=KINDS)
+def base(request: pytest.FixtureRequest) -> str:
+    return servers.shared(str(request.param))
+
+
+def _approval_promise(api: Client, id: str) -> str:
+    for _ in range(300):
+        doc = api.status(id, wait=0.1)
+        if doc.awaiting:
+            return doc.awaiting[0]
+    raise AssertionError(f"{id} never awaited anything")
+
+
+def test_the_sync_client_covers_every_route(base: str) -> None:
+    with Client(base) as api:
+        names = {f.name for f in api.functions()}
+        assert {"add", "approval", "slow"} <= names
+
+        started = api.start("add", 20, 22, wait=10)
+        assert started.status == "resolved" and started.result == 42
+        assert api.wait(started.id, timeout=10) == 42
+        assert api.start("add", a=1, b=2, id=started.id + "-kw").id == started.id + "-kw"
+
+        failed = api.start("fail", "boom")
+        with pytest.raises(rc.Rejected) as rejected:
+            api.wait(failed.id, timeout=10)
+        assert (rejected.value.type, rejected.value.message) == ("ValueError", "boom")
+
+        slow = api.start("slow", 60, "never")
+        with pytest.raises(TimeoutError):
+            api.wait(slow.id, timeout=0.2)
+        assert api.cancel(slow.id).status == "canceled"
+        with pytest.raises(rc.Canceled):
+            api.wait(slow.id, timeout=10)
+
+        timed = api.start("slow_timeout", 60, "late")
+        with pytest.raises(rc.TimedOut):
+            api.wait(timed.id, timeout=30)
+
+        approval = api.start("approval", "ship?", id=uid("ap"))
+        promise = _approval_promise(api, approval.id)
+        assert api.promise(promise).status == "pending"
+        assert api.resolve(promise, {"ok": True}).status == "resolved"
+        assert api.wait(approval.id, timeout=10) == {"ok": True}
+
+        countdown = api.start("countdown", 2, 0.05, wait=15)
+        tree = api.tree(countdown.id)
+        assert [c.kind for c in tree.children] == ["sleep", "sleep"]
+
+        listed = [
+            doc.id for doc, _ in zip(api.list(function="add", limit=1), range(3), strict=False)
+        ]
+        assert started.id + "-kw" in listed or started.id in listed
+
+
+def test_events_stream_pending_then_settled(base: str) -> None:
+    with Client(base) as api:
+        started = api.start("slow", 0.5, "streamed")
+        statuses = [doc.status for doc in api.events(started.id)]
+    assert statuses == ["pending", "resolved"]
+
+
+def test_problems_raise_one_class_per_slug(base: str) -> None:
+    with Client(base) as api:
+        with pytest.raises(rc.UnknownFunction) as unknown:
+            api.start("nope")
+        assert unknown.value.status == 404 and unknown.value.problem["type"].endswith("function")
+        with pytest.raises(rc.InvalidArguments):
+            api.start("add", "x", 1)
+        with pytest.raises(rc.InvalidId):
+            api.status("a..b")
+        with pytest.raises(rc.NotFound):
+            api.status(uid("missing"))
+        done = api.start("add", 1, 1, wait=10)
+        with pytest.raises(rc.Conflict):
+            api.cancel(done.id)
+        with pytest.raises(rc.InvalidQuery):
+            next(iter(api.list(status="done")))
+    assert set(rc.PROBLEMS) == {cls.slug for cls in rc.ProblemError.__subclasses__()}
+
+
+def test_the_async_client_covers_the_same_routes(base: str) -> None:
+    async def main() -> None:
+        async with AsyncClient(base) as api:
+            assert "add" in {f.name for f in await api.functions()}
+            started = await api.start("add", 2, 3)
+            assert await api.wait(started.id, timeout=10) == 5
+            failed = await api.start("fail", "async boom")
+            with pytest.raises(rc.Rejected):
+                await api.wait(failed.id, timeout=10)
+            approval = await api.start("approval", "ok?")
+            promise = None
+            for _ in range(300):
+                doc = await api.status(approval.id, wait=0.1)
+                if doc.awaiting:
+                    promise = doc.awaiting[0]
+                    break
+            assert promise is not None
+            assert (await api.reject(promise, {"why": "no"})).status == "rejected"
+            with pytest.raises(rc.Rejected):
+                await api.wait(approval.id, timeout=10)
+            slow = await api.start("slow", 0.5, "s")
+            assert [d.status async for d in api.events(slow.id)] == ["pending", "resolved"]
+            assert (await api.tree(started.id)).function == "add"
+            page = [d.id async for d in api.list(function="add", limit=100)]
+            assert started.id in page
+            with pytest.raises(rc.NotFound):
+                await api.cancel(uid("missing"))
+
+    asyncio.run(main())
+
+
+@pytest.mark.multiprocess
+def test_a_503_is_retried_until_the_backend_answers() -> None:
+    """The gateway's backend is down (a dev server that is not started yet): each try
+    is a prompt 503 with Retry-After; once the backend is up, a retry gets through."""
+    port = procs.free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"RESONATE_URL": url}
+    with procs.uvicorn("tests.support.fastapi_app:app", env=env) as base:
+        with Client(base, retries=1) as api, pytest.raises(rc.BackendUnavailable) as down:
+            api.status("x")
+        assert "refused" in down.value.detail.lower()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool, Client(base, retries=120) as api:
+            started = pool.submit(api.start, "ping")
+            argv = procs.python_module("resonate_web.cli", "dev", "--port", str(port))
+            with procs.process(argv, ready_url=f"{url}/health"):
+                doc = started.result(timeout=120)
+                assert doc.status == "pending"  # dispatched: no worker serves it here
+                assert api.status(doc.id).id == doc.id
