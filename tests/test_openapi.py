@@ -81,6 +81,57 @@ def _start(client: httpx.Client, **kwargs: Any) -> httpx.Response:
     return client.post(f"{P}/functions/add", **kwargs)
 
 
+def _awaited(up: httpx.Client) -> str:
+    """A promise an ``approval`` invocation awaits (pending)."""
+    doc = up.post(f"{P}/functions/approval", content=b'{"args":["?"]}', headers=JSON).json()
+    for _ in range(300):
+        if doc.get("awaiting"):
+            return str(doc["awaiting"][0])
+        doc = up.get(f"{P}/invocations/{doc['id']}", params={"wait": "0.1"}).json()
+    raise AssertionError(doc)
+
+
+def _settled(up: httpx.Client, action: str) -> str:
+    """A promise an invocation awaited, already settled by ``action``."""
+    promise = _awaited(up)
+    body = {"resolve": b'{"value":1}', "reject": b'{"error":1}'}.get(action, b"")
+    up.post(f"{P}/promises/{promise}/{action}", content=body, headers=JSON if body else {})
+    return promise
+
+
+def _pending(up: httpx.Client) -> str:
+    doc = up.post(f"{P}/functions/slow", content=b'{"args":[30,"x"]}', headers=JSON).json()
+    return str(doc["id"])
+
+
+def _resolved(up: httpx.Client) -> str:
+    return str(
+        _start(up, params={"wait": "5"}, content=b'{"args":[1,2]}', headers=JSON).json()["id"]
+    )
+
+
+def _settle_recipes(action: str, body: bytes) -> dict[tuple[str, str], Send]:
+    route = f"/promises/{{id}}/{action}"
+
+    def post(
+        client: httpx.Client, id: str, content: bytes = body, headers: dict[str, str] = JSON
+    ) -> httpx.Response:
+        return client.post(f"{P}/promises/{id}/{action}", content=content, headers=headers)
+
+    other = "reject" if action == "resolve" else "resolve"
+    return {
+        (route, "200"): lambda up, down: post(up, _awaited(up)),
+        (route, "400"): lambda up, down: post(up, "a..b"),
+        (route, "404"): lambda up, down: post(up, "nobody:1"),
+        (route, "409"): lambda up, down: post(up, _settled(up, other)),
+        (route, "413"): lambda up, down: post(up, _awaited(up), b'{"x":"' + b"x" * (1 << 21)),
+        (route, "415"): lambda up, down: post(
+            up, _awaited(up), b"1", headers={"content-type": "text/plain"}
+        ),
+        (route, "503"): lambda up, down: post(down, "nobody:1"),
+    }
+
+
 RECIPES: dict[tuple[str, str], Send] = {
     ("/functions", "200"): lambda up, down: up.get(f"{P}/functions"),
     ("/functions/add", "200"): lambda up, down: _start(
@@ -116,6 +167,31 @@ RECIPES: dict[tuple[str, str], Send] = {
     ("/invocations/{id}/events", "400"): lambda up, down: up.get(f"{P}/invocations/a..b/events"),
     ("/invocations/{id}/events", "404"): lambda up, down: up.get(f"{P}/invocations/x/events"),
     ("/invocations/{id}/events", "503"): lambda up, down: down.get(f"{P}/invocations/x/events"),
+    ("/invocations", "200"): lambda up, down: up.get(f"{P}/invocations"),
+    ("/invocations", "400"): lambda up, down: up.get(f"{P}/invocations", params={"limit": "0"}),
+    ("/invocations", "503"): lambda up, down: down.get(f"{P}/invocations"),
+    ("/invocations/{id}/cancel", "200"): lambda up, down: up.post(
+        f"{P}/invocations/{_pending(up)}/cancel"
+    ),
+    ("/invocations/{id}/cancel", "400"): lambda up, down: up.post(f"{P}/invocations/a..b/cancel"),
+    ("/invocations/{id}/cancel", "404"): lambda up, down: up.post(f"{P}/invocations/x/cancel"),
+    ("/invocations/{id}/cancel", "409"): lambda up, down: up.post(
+        f"{P}/invocations/{_resolved(up)}/cancel"
+    ),
+    ("/invocations/{id}/cancel", "503"): lambda up, down: down.post(f"{P}/invocations/x/cancel"),
+    ("/invocations/{id}/tree", "200"): lambda up, down: up.get(
+        f"{P}/invocations/{_resolved(up)}/tree"
+    ),
+    ("/invocations/{id}/tree", "400"): lambda up, down: up.get(f"{P}/invocations/a..b/tree"),
+    ("/invocations/{id}/tree", "404"): lambda up, down: up.get(f"{P}/invocations/x/tree"),
+    ("/invocations/{id}/tree", "503"): lambda up, down: down.get(f"{P}/invocations/x/tree"),
+    ("/promises/{id}", "200"): lambda up, down: up.get(f"{P}/promises/{_awaited(up)}"),
+    ("/promises/{id}", "400"): lambda up, down: up.get(f"{P}/promises/a..b"),
+    ("/promises/{id}", "404"): lambda up, down: up.get(f"{P}/promises/nobody:1"),
+    ("/promises/{id}", "503"): lambda up, down: down.get(f"{P}/promises/nobody:1"),
+    **_settle_recipes("resolve", b'{"value":{"ok":true}}'),
+    **_settle_recipes("reject", b'{"error":"no"}'),
+    **_settle_recipes("cancel", b""),
     ("/health", "200"): lambda up, down: up.get(f"{P}/health"),
     ("/health", "503"): lambda up, down: down.get(f"{P}/health"),
 }
