@@ -101,18 +101,22 @@ async def test_read_promise_and_decode_value(client: Resonate) -> None:
     assert missing.value.code == 404
 
 
-async def test_settled_child_id_and_the_external_tag(client: Resonate) -> None:
+async def test_settled_the_lineage_tags_and_the_external_tag(client: Resonate) -> None:
+    """The tags the search relies on: every step carries its invocation's id as
+    ``resonate:origin``; a ``ctx.promise()`` is tagged external."""
     id = uid()
     handle = client.run(id, "approval")
-    child = _sdk.child_id(id, 1)
     for _ in range(200):
-        try:
-            record = await _sdk.read_promise(client, child)
+        found = await client.promises.search("pending", {"resonate:origin": id}, 10, None)
+        steps = [p for p in found.promises if p.id != id]
+        if steps:
             break
-        except ServerError:
-            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)
     else:
-        _fail("child_id", AssertionError(f"no promise {child!r}: the child id format changed"))
+        _fail("EXTERNAL_TAG", AssertionError(f"no step of {id!r} tagged resonate:origin"))
+    (record,) = steps
+    child = record.id
+    assert record.tags.get("resonate:parent") == id, f"resonate:parent: {record.tags}"
     assert record.tags.get(_sdk.EXTERNAL_TAG) == "true", f"EXTERNAL_TAG: {record.tags}"
     await client.promises.resolve(child, _value({"ok": True}))
     try:

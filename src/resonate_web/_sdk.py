@@ -45,7 +45,6 @@ __all__ = [
     "OutgoingMessage",
     "ServerState",
     "Task",
-    "child_id",
     "client_pid",
     "decode_value",
     "embedded_connection",
@@ -137,11 +136,6 @@ async def settled(handle: ResonateHandle[Any]) -> PromiseResult:
     the state and the still-encoded value instead.
     """
     return await handle._sub.wait()
-
-
-def child_id(parent: str, n: int) -> str:
-    """The id the SDK gives the ``n``-th durable step (1-based) of ``parent``."""
-    return f"{parent}:{n}"
 
 
 # ── identity and execution state ──────────────────────────────────────────
