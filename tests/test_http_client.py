@@ -24,14 +24,6 @@ def base(request: pytest.FixtureRequest) -> str:
     return servers.shared(str(request.param))
 
 
-def _approval_promise(api: Client, id: str) -> str:
-    for _ in range(300):
-        doc = api.status(id, wait=0.1)
-        if doc.awaiting:
-            return doc.awaiting[0]
-    raise AssertionError(f"{id} never awaited anything")
-
-
 def test_the_sync_client_covers_every_route(base: str) -> None:
     with Client(base) as api:
         names = {f.name for f in api.functions()}
@@ -59,7 +51,7 @@ def test_the_sync_client_covers_every_route(base: str) -> None:
             api.wait(timed.id, timeout=30)
 
         approval = api.start("approval", "ship?", id=uid("ap"))
-        promise = _approval_promise(api, approval.id)
+        promise = servers.awaited_promise(api, approval.id)
         assert api.promise(promise).status == "pending"
         assert api.resolve(promise, {"ok": True}).status == "resolved"
         assert api.wait(approval.id, timeout=10) == {"ok": True}

@@ -14,19 +14,11 @@ from fastapi.testclient import TestClient
 from resonate_web import Settings, _sdk
 from resonate_web.client import Client, Rejected
 from resonate_web.fastapi import ResonateRouter
-from tests.support import procs
+from tests.support import procs, servers
 from tests.support.functions import build
 
 APP = "tests.test_distributed_app:app"
 WORKERS = "tests.test_distributed_app"
-
-
-def _awaited(api: Client, id: str) -> str:
-    for _ in range(600):
-        doc = api.status(id, wait=0.1)
-        if doc.awaiting:
-            return doc.awaiting[0]
-    raise AssertionError(f"{id} never listed a promise to settle")
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +37,14 @@ def deployment(backend_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_the_approval_loop_over_http(deployment: str) -> None:
     with Client(deployment) as api:
         started = api.start("approval", "ship order 7?", id=f"ap-{uuid.uuid4().hex[:8]}")
-        promise = _awaited(api, started.id)
+        promise = servers.awaited_promise(api, started.id)
         assert api.promise(promise).awaited_by == started.id
         assert api.resolve(promise, {"approved": True}).status == "resolved"
         assert api.wait(started.id, timeout=60) == {"approved": True}
         assert api.tree(started.id).children[0].kind == "promise"
 
         refused = api.start("approval", "ship order 8?")
-        promise = _awaited(api, refused.id)
+        promise = servers.awaited_promise(api, refused.id)
         api.reject(promise, {"reason": "out of stock"})
         with pytest.raises(Rejected) as rejected:
             api.wait(refused.id, timeout=60)

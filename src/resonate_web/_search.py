@@ -115,8 +115,8 @@ def search_records(records: Iterable[dict[str, Any]], query: dict[str, Any]) -> 
     ``{"promises": [...], "cursor": str | None}``, newest first."""
     state = query.get("state")
     tags = query.get("tags") or {}
-    limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
     after = decode_cursor(query["cursor"]) if query.get("cursor") else None
+    limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
     found = [
         r
         for r in records
@@ -125,12 +125,7 @@ def search_records(records: Iterable[dict[str, Any]], query: dict[str, Any]) -> 
         and (after is None or (r.get("createdAt", 0), r["id"]) < after)
     ]
     found.sort(key=lambda r: (r.get("createdAt", 0), r["id"]), reverse=True)
-    page = found[:limit]
-    cursor = None
-    if len(found) > limit:
-        last = page[-1]
-        cursor = encode_cursor(last.get("createdAt", 0), last["id"])
-    return {"promises": page, "cursor": cursor}
+    return page_of(found[: limit + 1], query)
 
 
 #: ``promise.search`` as one query on resonate-pg's schema; its parameters come
@@ -160,7 +155,8 @@ def pg_parameters(query: dict[str, Any]) -> list[Any]:
 
 
 def page_of(rows: list[dict[str, Any]], query: dict[str, Any]) -> dict[str, Any]:
-    """The search answer from :data:`PG_SEARCH` rows (one more than the page)."""
+    """The search answer from newest-first ``rows``, one more than the page if there
+    is a next page (:data:`PG_SEARCH` asks for that many)."""
     limit = min(int(query.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
     page = rows[:limit]
     cursor = None

@@ -312,7 +312,30 @@ def _events(lines: Iterator[str] | list[str]) -> Iterator[StatusDocument]:
 # ── the clients ─────────────────────────────────────────────────────────────
 
 
-class Client:
+class _Base:
+    def __init__(self, token: str | None, prefix: str, retries: int) -> None:
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._routes = _Routes(prefix)
+        self.retries = retries
+
+    def _answer(self, response: httpx.Response) -> Any:
+        problem = _problem(response)
+        if problem is not None:
+            raise problem
+        return response.json()
+
+    @staticmethod
+    def _next_wait(id: str, deadline: float | None, timeout: float | None) -> float:
+        """How long the next long-poll of :meth:`Client.wait` asks for."""
+        if deadline is None:
+            return LONG_POLL
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"invocation {id} still pending after {timeout}s")
+        return min(left, LONG_POLL)
+
+
+class Client(_Base):
     """The routes over HTTP, blocking. ``base_url`` is the app's root; ``prefix`` its
     mount (``/resonate``); ``token`` is sent as ``Authorization: Bearer``."""
 
@@ -326,12 +349,10 @@ class Client:
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
+        super().__init__(token, prefix, retries)
         self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
-        self._routes = _Routes(prefix)
-        self.retries = retries
 
     def __enter__(self) -> Self:
         return self
@@ -351,10 +372,7 @@ class Client:
                 break
             time.sleep(delay)
             attempt += 1
-        problem = _problem(response)
-        if problem is not None:
-            raise problem
-        return response.json()
+        return self._answer(response)
 
     def functions(self) -> list[FunctionInfo]:
         return FunctionList.model_validate(self._send(self._routes.functions())).functions
@@ -374,12 +392,9 @@ class Client:
         :class:`Canceled` or :class:`TimedOut`. ``TimeoutError`` after ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            left = LONG_POLL if deadline is None else deadline - time.monotonic()
-            doc = self.status(id, wait=max(0.0, min(left, LONG_POLL)))
+            doc = self.status(id, wait=self._next_wait(id, deadline, timeout))
             if doc.status != "pending":
                 return outcome(doc)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"invocation {id} still pending after {timeout}s")
 
     def events(self, id: str) -> Iterator[StatusDocument]:
         """The status document now and when it settles (server-sent events)."""
@@ -429,7 +444,7 @@ class Client:
         return PromiseDocument.model_validate(self._send(self._routes.promise(id, "cancel")))
 
 
-class AsyncClient:
+class AsyncClient(_Base):
     """:class:`Client`, awaitable."""
 
     def __init__(
@@ -442,12 +457,10 @@ class AsyncClient:
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
+        super().__init__(token, prefix, retries)
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
-        self._routes = _Routes(prefix)
-        self.retries = retries
 
     async def __aenter__(self) -> Self:
         return self
@@ -467,10 +480,7 @@ class AsyncClient:
                 break
             await asyncio.sleep(delay)
             attempt += 1
-        problem = _problem(response)
-        if problem is not None:
-            raise problem
-        return response.json()
+        return self._answer(response)
 
     async def functions(self) -> list[FunctionInfo]:
         return FunctionList.model_validate(await self._send(self._routes.functions())).functions
@@ -487,12 +497,9 @@ class AsyncClient:
     async def wait(self, id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            left = LONG_POLL if deadline is None else deadline - time.monotonic()
-            doc = await self.status(id, wait=max(0.0, min(left, LONG_POLL)))
+            doc = await self.status(id, wait=self._next_wait(id, deadline, timeout))
             if doc.status != "pending":
                 return outcome(doc)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"invocation {id} still pending after {timeout}s")
 
     async def events(self, id: str) -> AsyncIterator[StatusDocument]:
         call = self._routes.events(id)

@@ -73,3 +73,12 @@ def start(base: str, name: str, args: list[object], id: str, wait: float = 0) ->
         json={"args": args},
         timeout=30,
     )
+
+
+def awaited_promise(api: Any, id: str) -> str:
+    """The promise invocation ``id`` awaits, through a ``resonate_web.client.Client``."""
+    for _ in range(600):
+        doc = api.status(id, wait=0.1)
+        if doc.awaiting:
+            return str(doc.awaiting[0])
+    raise AssertionError(f"{id} never listed a promise to settle")
