@@ -113,7 +113,7 @@ def test_wait() -> None:
 
 
 def test_every_slug_has_a_4xx_or_5xx_status() -> None:
-    assert len(all_slugs()) == 15
+    assert len(all_slugs()) == 16
     assert all(400 <= status_of(slug) < 600 for slug in all_slugs())
 
 

@@ -213,7 +213,7 @@ def test_records_errors_and_fences_have_the_protocol_s_shape() -> None:
     assert (missing["head"]["status"], missing["data"]) == (404, "promise nobody not found")
     forged = rpc(dev, "promise.settle", {"id": "p", "state": "rejected_timedout", "value": {}})
     assert forged["head"]["status"] == 400 and isinstance(forged["data"], str)
-    for kind in ("task.halt", "promise.search", "promise.register_callback"):
+    for kind in ("task.halt", "promise.register_callback"):
         unimplemented = rpc(dev, kind, {"id": "p"})
         assert unimplemented["head"]["status"] == 501 and isinstance(unimplemented["data"], str)
 

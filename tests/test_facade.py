@@ -136,7 +136,12 @@ def test_promises_settle_an_approval(portal: Portal) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     record = client.promises.resolve(f"{id}:1", {"ok": True})
-    assert record == {"id": f"{id}:1", "status": "resolved", "value": {"ok": True}}
+    assert record == {
+        "id": f"{id}:1",
+        "status": "resolved",
+        "value": {"ok": True},
+        "awaited_by": id,
+    }
     # The same settle again is idempotent on the backend; another one conflicts.
     with pytest.raises(Problem, match="already settled"):
         client.promises.reject(f"{id}:1", "no")

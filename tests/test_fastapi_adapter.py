@@ -17,8 +17,12 @@ def test_include_router_prefix_and_tags_compose() -> None:
     with TestClient(app) as client:
         response = client.post("/api/resonate/functions/ping", params={"id": "p1"})
         assert response.headers["location"] == "/api/resonate/invocations/p1"
-        assert client.get("/api/resonate/invocations/p1", params={"wait": 5}).json()["links"] == {
-            "self": "/api/resonate/invocations/p1"
+        links = client.get("/api/resonate/invocations/p1", params={"wait": 5}).json()["links"]
+        assert links == {
+            "self": "/api/resonate/invocations/p1",
+            "events": "/api/resonate/invocations/p1/events",
+            "tree": "/api/resonate/invocations/p1/tree",
+            "cancel": "/api/resonate/invocations/p1/cancel",
         }
         assert client.get("/resonate/health").status_code == 404
         operation = app.openapi()["paths"]["/api/resonate/health"]["get"]

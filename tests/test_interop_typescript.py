@@ -323,7 +323,7 @@ def test_every_response_and_message_passes_the_typescript_sdk_s_validators(node:
         409,
     )
     dev.send("task.halt", {"id": "t"}, 501)
-    dev.send("promise.search", {}, 501)
+    dev.send("promise.search", {"tags": {"resonate:origin": "t"}}, 200)
     schedule = {
         "id": "s",
         "cron": "0 * * * *",

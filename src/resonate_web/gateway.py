@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 from resonate.error import ConnectorError, ResonateError, ServerError
-from resonate.handle import PromiseResult, ResonateHandle
+from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
 from resonate_web import _sdk, browse, invocations, openapi, settling
@@ -392,18 +392,13 @@ class Gateway:
                 handle = await self.bounded(self.runtime.client.get(id))
             until_timeout = record.timeout_at / 1000 - time.time() + 0.05
             remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
-            settled: PromiseResult | None = None
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    settled = await asyncio.wait_for(_sdk.settled(handle), remaining)
+                    await asyncio.wait_for(_sdk.settled(handle), remaining)
         finally:
             self._waiters -= 1
-        if settled is not None and settled.state != "rejected":
-            # The notification carries the outcome: no need to read it back. (A
-            # rejection is read back, so its document never comes from a
-            # notification the client made up for a promise that is gone.)
-            value = msgspec.structs.replace(settled.value, data=self._decode(settled.value))
-            return msgspec.structs.replace(record, state=settled.state, value=value)
+        # Read back once woken: the document shows when it settled, which the
+        # notification does not carry.
         return await self.read(id) or record
 
     # ── documents ───────────────────────────────────────────────────────────
