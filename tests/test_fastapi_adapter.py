@@ -75,10 +75,14 @@ def test_openapi_has_an_operation_per_function_typed_by_its_signature() -> None:
     paths = spec["paths"]
     assert "/resonate/functions/{name}" not in paths
     add = paths["/resonate/functions/add"]["post"]
-    body = add["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert body["kwargs"]["properties"]["a"]["type"] == "integer"
-    assert body["kwargs"]["properties"]["b"]["type"] == "integer"
-    assert [item["type"] for item in body["args"]["prefixItems"]] == ["integer", "integer"]
+    schema = add["requestBody"]["content"]["application/json"]["schema"]
+    by_position, by_name = schema["anyOf"]
+    args = by_position["properties"]["args"]
+    assert [item["type"] for item in args["prefixItems"]] == ["integer", "integer"]
+    assert (args["minItems"], args["maxItems"]) == (2, 2)
+    kwargs = by_name["properties"]["kwargs"]
+    assert kwargs["properties"]["a"]["type"] == kwargs["properties"]["b"]["type"] == "integer"
+    assert kwargs["required"] == ["a", "b"]
     assert add["description"].startswith("Add two integers")  # the docstring
     wait = next(p for p in add["parameters"] if p["name"] == "wait")
     assert wait["schema"]["type"] == "number"

@@ -41,8 +41,9 @@ def test_the_document_is_valid_openapi_with_an_operation_per_function(adapter: s
     validate(spec)
     add = spec["paths"][f"{P}/functions/add"]["post"]
     body = add["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["kwargs"]["properties"]["a"] == {"title": "A", "type": "integer"}
-    assert body["properties"]["kwargs"]["properties"]["b"]["type"] == "integer"
+    by_name = body["anyOf"][1]["properties"]["kwargs"]
+    assert by_name["properties"]["a"] == {"title": "A", "type": "integer"}
+    assert by_name["properties"]["b"]["type"] == "integer"
     assert add["description"].startswith("Add two integers.")
     assert f"{P}/functions/{{name}}" not in spec["paths"]
 

@@ -62,7 +62,7 @@ def neutral_request(
     query: Mapping[str, str],
     headers: Iterable[tuple[str, str]],
     body: bytes = b"",
-    principal: Any = None,
+    user: Any = None,
 ) -> Request:
     """The gateway's request: header names lower-cased, the mount prefix from ``path``."""
     return Request(
@@ -72,7 +72,7 @@ def neutral_request(
         headers={k.lower(): v for k, v in headers},
         body=body,
         prefix=mount_prefix(path, route, path_params),
-        principal=principal,
+        user=user,
     )
 
 

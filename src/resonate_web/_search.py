@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 #: On every root invocation resonate-web starts: ``"true"``.
@@ -29,6 +31,23 @@ INVOCATION_TAG = "resonate-web:invocation"
 FUNCTION_TAG = "resonate-web:function"
 #: On a schedule's ticks: the schedule's id.
 SCHEDULE_TAG = "resonate-web:schedule"
+#: On a root invocation started for a caller with an id prefix: the prefix.
+OWNER_TAG = "resonate-web:owner"
+
+#: The prefix of the caller whose invocation is being started: the SDK creates the
+#: promise in a task it spawns from the start call, which inherits this context.
+_OWNER: contextvars.ContextVar[str] = contextvars.ContextVar("resonate_web_owner", default="")
+
+
+@contextlib.contextmanager
+def owned_by(owner: str) -> Iterator[None]:
+    """Root invocations started within are tagged with :data:`OWNER_TAG` ``owner``."""
+    token = _OWNER.set(owner)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
+
 
 #: The backend states a search may filter on.
 STATES = frozenset({"pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"})
@@ -82,6 +101,9 @@ def tag_root_create(request: str) -> str:
         return request
     tags: dict[str, str] = create["tags"]
     tags.setdefault(INVOCATION_TAG, "true")
+    owner = _OWNER.get()
+    if owner:
+        tags.setdefault(OWNER_TAG, owner)
     func = _function_of(create.get("param"))
     if func is not None:
         tags.setdefault(FUNCTION_TAG, func)

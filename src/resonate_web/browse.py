@@ -96,6 +96,8 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     if status is not None and status not in _STATES:
         raise _invalid(f"status is one of {', '.join(_STATES)}, got {status!r}")
     tags = {_search.FUNCTION_TAG: function} if function else {_search.INVOCATION_TAG: "true"}
+    if request.scope:
+        tags[_search.OWNER_TAG] = request.scope
     if "schedule" in filters:
         tags[_search.SCHEDULE_TAG] = validate_id(filters["schedule"], what="schedule")
     state = _STATES[status] if status else None
@@ -103,11 +105,11 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     docs = [
         invocations.document(
             r,
-            public_id=r.id,
-            self_link=gw.link(request.prefix, r.id),
+            public_id=r.id.removeprefix(request.scope),
+            self_link=gw.link(request.prefix, r.id.removeprefix(request.scope)),
         )
         for r in found.promises
-        if invocations.function_of(r) in exposed
+        if invocations.function_of(r) in exposed and r.id.startswith(request.scope)
     ]
     return Response(200, {"invocations": docs, "next": _next(found.cursor, filters)})
 
@@ -155,16 +157,18 @@ def _kind(record: PromiseRecord) -> str:
     return "call"
 
 
-def _node(record: PromiseRecord, children: dict[str, list[PromiseRecord]]) -> dict[str, Any]:
+def _node(
+    record: PromiseRecord, children: dict[str, list[PromiseRecord]], scope: str
+) -> dict[str, Any]:
     kind = _kind(record)
-    node: dict[str, Any] = {"id": record.id, "kind": kind}
+    node: dict[str, Any] = {"id": record.id.removeprefix(scope), "kind": kind}
     if kind == "call":
         node["function"] = invocations.function_of(record)
     node["status"] = invocations.status_of(record)
     node["created_at"] = invocations.iso(record.created_at)
     if record.state != "pending":
         node["settled_at"] = invocations.iso(record.settled_at)
-    node["children"] = [_node(c, children) for c in _ordered(children.get(record.id, []))]
+    node["children"] = [_node(c, children, scope) for c in _ordered(children.get(record.id, []))]
     return node
 
 
@@ -184,7 +188,7 @@ async def tree(gw: Gateway, request: Request) -> Any:
         if parent not in known or parent == step.id:
             parent = id  # a step whose parent is not stored hangs off the root
         children.setdefault(parent, []).append(step)
-    body = _node(root, children)
+    body = _node(root, children, request.scope)
     body["kind"] = "call"
     body["function"] = invocations.function_of(root)
     if truncated:

@@ -40,6 +40,7 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
 from resonate_web import invocations, settling
+from resonate_web.auth import Authorize
 from resonate_web.exposure import Functions
 from resonate_web.gateway import Gateway
 from resonate_web.parsing import new_id, validate_id, validate_promise_id
@@ -330,6 +331,7 @@ def host(
     *,
     wrap: Wrapper | None = None,
     own_loop: bool = True,
+    authorize: Authorize | None = None,
 ) -> Hosted:
     """A runtime with its portal, gateway and clients.
 
@@ -340,7 +342,7 @@ def host(
     """
     runtime = Runtime(settings, functions, wrap=wrap)
     portal = Portal(runtime, own_loop=own_loop)
-    gateway = Gateway(runtime)
+    gateway = Gateway(runtime, authorize=authorize)
     return Hosted(
         settings,
         runtime,

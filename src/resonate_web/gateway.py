@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -21,11 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from resonate.error import ConnectorError, ResonateError, ServerError
+from resonate.error import (
+    ConnectorError,
+    DecodingError,
+    ResonateError,
+    ServerError,
+    StoppedError,
+)
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
 from resonate_web import _sdk, browse, invocations, openapi, settling
+from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
@@ -48,7 +56,10 @@ _HEALTH_PROBE_ID = "resonate-web-health-probe"
 class Request:
     """A neutral HTTP request. ``headers`` keys are lower case; ``query`` holds
     each parameter's first value; ``prefix`` is the mount prefix as served (so
-    links point back at this mount)."""
+    links point back at this mount); ``user`` is whoever the framework says is
+    calling (Django's ``request.user``, an ASGI scope's ``user``, WSGI's
+    ``REMOTE_USER``), for an authorize hook to look at; ``principal`` is what
+    the hook returned."""
 
     method: str
     path_params: Mapping[str, str] = field(default_factory=dict)
@@ -56,7 +67,13 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     prefix: str = ""
-    principal: Any = None
+    user: Any = None
+    principal: Principal | None = None
+
+    @property
+    def scope(self) -> str:
+        """The id prefix of the caller: what its ids are stored under."""
+        return self.principal.prefix if self.principal is not None else ""
 
 
 @dataclass
@@ -101,6 +118,22 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+#: Routes served to anyone, whatever the authorize hook says.
+PUBLIC_ROUTES = frozenset({"health"})
+
+
+def scoped(scope: str, id: str) -> str:
+    """``id`` as stored for a caller whose ids live under ``scope``."""
+    if not scope:
+        return id
+    stored = scope + id
+    if len(stored) > 256:
+        raise Problem(
+            "invalid-id", f"the id is too long for this caller (at most {256 - len(scope)})"
+        )
+    return stored
+
+
 def problem_response(problem: Problem, instance: str) -> Response:
     return Response(
         status=problem.status,
@@ -116,11 +149,16 @@ def sse_frame(event: str, data: Any) -> bytes:
 
 
 class Gateway:
-    """Serves the contract's routes for one :class:`Runtime`."""
+    """Serves the contract's routes for one :class:`Runtime`.
 
-    def __init__(self, runtime: Runtime) -> None:
+    ``authorize`` is the access hook (see :mod:`resonate_web.auth`); without
+    one, the settings' ready-made policy (a token or JWTs), if any.
+    """
+
+    def __init__(self, runtime: Runtime, *, authorize: Authorize | None = None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
         self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "list_functions": self.list_functions,
@@ -138,11 +176,20 @@ class Gateway:
             "cancel_promise": functools.partial(settling.settle_promise, self, "cancel"),
         }
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for an invocation to settle now (long-polls, streams)."""
+        return self._waiters
+
     # ── dispatch ────────────────────────────────────────────────────────────
 
     async def handle(self, route: str, request: Request, instance: str) -> Response:
         """Run route ``route``; every contract error becomes a problem response."""
         try:
+            if self.authorize is not None and route not in PUBLIC_ROUTES:
+                resource = request.path_params.get("name") or request.path_params.get("id")
+                principal = await call_hook(self.authorize, request, route, resource)
+                request = dataclasses.replace(request, principal=principal)
             return await self._handlers[route](request)
         except Problem as problem:
             return problem_response(problem, instance)
@@ -171,7 +218,16 @@ class Gateway:
         except ServerError as exc:
             if exc.code >= 500:
                 raise self._unavailable(f"server error {exc.code}") from None
+            if exc.code in (401, 403):
+                # Never echo what was sent: the detail names the setting, not the token.
+                raise self._unavailable(
+                    f"it refused this gateway's credentials ({exc.code}): check RESONATE_TOKEN"
+                ) from None
             raise
+        except (DecodingError, StoppedError) as exc:
+            raise self._unavailable(
+                f"its answer is not the Resonate protocol ({type(exc).__name__})"
+            ) from None
 
     async def _watched[T](self, awaitable: Awaitable[T], watch: ConnectionWatch) -> T:
         """``awaitable``, cut short by the first failed connection attempt (then 503)."""
@@ -287,15 +343,21 @@ class Gateway:
     async def start(self, request: Request) -> Response:
         exposed = self.runtime.function(request.path_params["name"])
         wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
-        id = self._invocation_id(request)
+        id = scoped(request.scope, self._invocation_id(request))
         args, kwargs = exposed.bind(*self._call_arguments(request))
-        record, handle = await self.begin(exposed, id, args, kwargs)
+        record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
         if wait > 0:
             record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
         return await self._status_response(request, id, record, created=True)
 
     async def begin(
-        self, exposed: Exposed, id: str, args: list[Any], kwargs: dict[str, Any]
+        self,
+        exposed: Exposed,
+        id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        owner: str = "",
     ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
@@ -307,7 +369,7 @@ class Gateway:
         record = await self.read(id)
         handle = None
         if record is None:
-            handle = self.runtime.launch(exposed, id, args, kwargs)
+            handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner)
             await self.bounded(handle.id())
             record = await self.read(id)
             if record is None:  # pragma: no cover - created, then gone
@@ -316,10 +378,12 @@ class Gateway:
         return record, handle
 
     async def lookup(self, request: Request) -> tuple[str, PromiseRecord]:
-        id = validate_id(request.path_params["id"])
+        """The invocation the path names, as stored (under the caller's prefix)."""
+        public = validate_id(request.path_params["id"])
+        id = scoped(request.scope, public)
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {id!r}")
+            raise Problem("not-found", f"no invocation with id {public!r}")
         return id, record
 
     async def status_document(self, id: str, prefix: str) -> dict[str, Any]:
@@ -348,7 +412,7 @@ class Gateway:
     async def _event_stream(
         self, request: Request, id: str, record: PromiseRecord
     ) -> AsyncIterator[bytes]:
-        yield sse_frame("status", await self.document(request.prefix, id, record))
+        yield sse_frame("status", await self.document(request.prefix, id, record, request.scope))
         if invocations.status_of(record) != "pending":
             return
         while invocations.status_of(record) == "pending":
@@ -356,11 +420,14 @@ class Gateway:
             try:
                 record = await self._wait_settled(id, record, deadline)
             except Problem as problem:
-                yield sse_frame("error", problem.body(self.link(request.prefix, id) + "/events"))
+                public = id.removeprefix(request.scope)
+                yield sse_frame(
+                    "error", problem.body(self.link(request.prefix, public) + "/events")
+                )
                 return
             if invocations.status_of(record) == "pending":
                 yield b": keep-alive\n\n"
-        yield sse_frame("status", await self.document(request.prefix, id, record))
+        yield sse_frame("status", await self.document(request.prefix, id, record, request.scope))
 
     # ── waiting ─────────────────────────────────────────────────────────────
 
@@ -403,20 +470,28 @@ class Gateway:
 
     # ── documents ───────────────────────────────────────────────────────────
 
-    async def document(self, prefix: str, id: str, record: PromiseRecord) -> dict[str, Any]:
+    async def document(
+        self, prefix: str, id: str, record: PromiseRecord, scope: str = ""
+    ) -> dict[str, Any]:
+        """The status document of stored invocation ``id``, shown to a caller whose ids
+        are stored under ``scope`` (links under the mount ``prefix``)."""
         pending = invocations.status_of(record) == "pending"
         awaiting = await browse.awaiting(self, id) if pending else None
+        public = id.removeprefix(scope)
         return invocations.document(
-            record, public_id=id, self_link=self.link(prefix, id), awaiting=awaiting
+            record,
+            public_id=public,
+            self_link=self.link(prefix, public),
+            awaiting=[a.removeprefix(scope) for a in awaiting] if awaiting else None,
         )
 
     async def _status_response(
         self, request: Request, id: str, record: PromiseRecord, *, created: bool = False
     ) -> Response:
-        doc = await self.document(request.prefix, id, record)
+        doc = await self.document(request.prefix, id, record, request.scope)
         if doc["status"] != "pending":
             return Response(200, doc)
         headers = {"Retry-After": "1"}
         if created:
-            headers["Location"] = self.link(request.prefix, id)
+            headers["Location"] = doc["links"]["self"]
         return Response(202 if created else 200, doc, headers=headers)

@@ -74,7 +74,11 @@ _WAIT = {
     "description": "Seconds to hold the response until the invocation settles (capped)",
     "schema": {"type": "number", "minimum": 0},
 }
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,255}$"
+_ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._~-]{0,255}$"
+_KEY_PATTERN = (
+    r'^(?!.*\.\.)("[A-Za-z0-9][A-Za-z0-9._~-]{0,255}"|[A-Za-z0-9][A-Za-z0-9._~-]{0,255})$'
+)
+_PROMISE_ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._~:-]{0,511}$"
 _ID_PATH = {
     "name": "id",
     "in": "path",
@@ -82,50 +86,98 @@ _ID_PATH = {
     "description": "Invocation id",
     "schema": {"type": "string", "pattern": _ID_PATTERN},
 }
+#: One server-sent event: ``status`` (data: a status document) or ``error`` (a problem).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["status", "error"]},
+        "data": {"type": "string", "description": "JSON: the status document, or a problem"},
+    },
+    "required": ["event", "data"],
+}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}}
 
 
+def _object(properties: dict[str, Any], required: list[str], extra: Any = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": extra,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
 def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
-    """The request body of ``POST /functions/{name}`` for ``exposed``."""
+    """The request body of ``POST /functions/{name}`` for ``exposed``.
+
+    Two spellings are documented: every parameter it can by position (``args``,
+    keyword-only ones in ``kwargs``), or every one by name (``kwargs``). A mix
+    of the two binds as well; it is left out to keep the schema exact.
+    """
     if exposed.binder is None:
-        args: dict[str, Any] = {"type": "array", "description": "Positional arguments"}
-        kwargs: dict[str, Any] = {"type": "object", "description": "Keyword arguments"}
+        loose = _object(
+            {
+                "args": {"type": "array", "description": "Positional arguments"},
+                "kwargs": {"type": "object", "description": "Keyword arguments"},
+            },
+            [],
+        )
+        return {"required": False, "content": {"application/json": {"schema": loose}}}
+    params = exposed.binder.json_schema()
+    # Nested models ($defs) become components, named after the function.
+    prefix = f"{exposed.name}."
+    text = json.dumps(params).replace('"#/$defs/', f'"#/components/schemas/{prefix}')
+    params = json.loads(text)
+    for name, schema in params.pop("$defs", {}).items():
+        schemas[prefix + name] = schema
+    properties: dict[str, Any] = params.get("properties", {})
+    required = set(params.get("required", []))
+    signature = exposed.binder.signature.parameters.values()
+    positional = [p for p in signature if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keyword = [p for p in signature if p.kind is p.KEYWORD_ONLY]
+    star = next((p for p in signature if p.kind is p.VAR_POSITIONAL), None)
+    stars = next((p for p in signature if p.kind is p.VAR_KEYWORD), None)
+    extra: Any = properties[stars.name].get("additionalProperties", True) if stars else False
+    args: dict[str, Any] = {
+        "type": "array",
+        "description": f"By position: {', '.join(p.name for p in positional) or 'none'}",
+        "minItems": sum(p.name in required for p in positional),
+    }
+    if positional:
+        args["prefixItems"] = [properties[p.name] for p in positional]
+    if star is None:
+        args["maxItems"] = len(positional)
+        args["items"] = False
     else:
-        params = exposed.binder.json_schema()
-        # Nested models ($defs) become components, named after the function.
-        prefix = f"{exposed.name}."
-        text = json.dumps(params).replace('"#/$defs/', f'"#/components/schemas/{prefix}')
-        params = json.loads(text)
-        for name, schema in params.pop("$defs", {}).items():
-            schemas[prefix + name] = schema
-        properties: dict[str, Any] = params.get("properties", {})
-        positional = [
-            p.name
-            for p in exposed.binder.signature.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        args = {
-            "type": "array",
-            "description": f"Positional arguments: {', '.join(positional) or 'none'}",
-            "prefixItems": [properties[name] for name in positional if name in properties],
-        }
-        kwargs = {
-            "type": "object",
-            "description": "Keyword arguments (each parameter once, by position or by name)",
-            "properties": properties,
-            "additionalProperties": False,
-        }
-    return {
-        "required": False,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"args": args, "kwargs": kwargs},
-                    "additionalProperties": False,
-                }
-            }
+        args["items"] = properties[star.name].get("items", {})
+    named = {p.name: properties[p.name] for p in keyword}
+    by_position = _object(
+        {
+            "args": args,
+            "kwargs": _object(named, [p.name for p in keyword if p.name in required], extra),
         },
+        ["args"] if args["minItems"] else [],
+    )
+    forms = [by_position]
+    if not any(p.kind is p.POSITIONAL_ONLY for p in positional) and star is None:
+        everything = [*positional, *keyword]
+        by_name = _object(
+            {
+                "kwargs": _object(
+                    {p.name: properties[p.name] for p in everything},
+                    [p.name for p in everything if p.name in required],
+                    extra,
+                )
+            },
+            ["kwargs"] if any(p.name in required for p in everything) else [],
+        )
+        forms.append(by_name)
+    body: dict[str, Any] = forms[0] if len(forms) == 1 else {"anyOf": forms}
+    return {
+        "required": bool(required),
+        "content": {"application/json": {"schema": body}},
     }
 
 
@@ -151,7 +203,7 @@ def _start(exposed: Exposed, tags: list[str], schemas: dict[str, Any]) -> dict[s
                 "in": "header",
                 "required": False,
                 "description": "Invocation id, bare or as an RFC 8941 string",
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": _KEY_PATTERN},
             },
         ],
         "requestBody": _arguments(exposed, schemas),
@@ -174,7 +226,7 @@ _PROMISE_ID = {
     "in": "path",
     "required": True,
     "description": "Promise id (a step of an invocation: ``<invocation id>:<n>``)",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": _PROMISE_ID_PATTERN},
 }
 
 
@@ -333,7 +385,7 @@ def document(
             "responses": {
                 "200": {
                     "description": "A server-sent event stream",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "content": {"text/event-stream": {"schema": _SSE_EVENT}},
                 },
                 **_problems(400, 404, 503),
             },

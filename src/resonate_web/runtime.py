@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -24,12 +25,15 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+from resonate.codec import enc_hook
 from resonate.connections import SSEConnection
 from resonate.context import Context
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
+from resonate.retry import RetryPolicy
 
-from resonate_web import _sdk
+from resonate_web import _sdk, _search
 from resonate_web.exposure import (
     SDK_DEFAULT_RETRY_POLICY,
     DurableFn,
@@ -201,13 +205,41 @@ def in_thread(fn: DurableFn) -> DurableFn:
     return keep_signature(threaded, fn)
 
 
-def observed(name: str, fn: DurableFn, policy: Any) -> DurableFn:
+#: Set by an attempt whose failure no retry can mend (a result that is not JSON):
+#: the SDK consults the policy in the same task, right after the attempt.
+_FINAL: contextvars.ContextVar[bool] = contextvars.ContextVar("resonate_web_final", default=False)
+
+
+class FinalAware:
+    """A retry policy that gives up at once after an attempt marked final."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def next(self, attempt: int) -> int | None:
+        return None if _FINAL.get() else self.policy.next(attempt)
+
+
+def _check_result(name: str, value: Any) -> None:
+    """Refuse a result the backend could not store, as the function's own failure."""
+    try:
+        msgspec.json.encode(value, enc_hook=enc_hook)
+    except (TypeError, ValueError, msgspec.MsgspecError) as exc:
+        _FINAL.set(True)
+        raise TypeError(
+            f"{name} returned a value that cannot be stored as JSON ({type(value).__name__}): {exc}"
+        ) from None
+
+
+def observed(name: str, fn: DurableFn, policy: RetryPolicy) -> DurableFn:
     """``fn`` (async) logging each failed attempt at WARNING, with its traceback.
 
     The SDK retries a failing function silently (by default 30 times, the
     delay doubling from 1 s), so without this a function that raises on its
     first line looks like one that hangs. Each record names the invocation,
-    the attempt and what happens next.
+    the attempt and what happens next. A result that cannot be stored as JSON
+    is the function's failure, never retried (the SDK would otherwise hand the
+    task back and have it run again, forever).
     """
     attempts: dict[str, int] = {}
 
@@ -217,13 +249,19 @@ def observed(name: str, fn: DurableFn, policy: Any) -> DurableFn:
         attempt = attempts.get(id, 0) + 1
         attempts[id] = attempt
         retrying = False
+        _FINAL.set(False)
         try:
-            return await fn(ctx, *args, **kwargs)
+            result = await fn(ctx, *args, **kwargs)
+            _check_result(name, result)
+            return result
         except Exception as exc:
-            delay = None if _sdk.is_workflow(ctx) else policy.next(attempt)
+            final = _FINAL.get() or _sdk.is_workflow(ctx)
+            delay = None if final else policy.next(attempt)
             retrying = delay is not None
             if retrying:
                 outcome = f"retrying in {delay}s"
+            elif _FINAL.get():
+                outcome = "not retried: the invocation rejects"
             else:
                 outcome = "no retry left: the invocation rejects"
             logger.warning(
@@ -340,7 +378,7 @@ class Runtime:
             fn = self._wrap(exp.fn) if self._wrap else exp.fn
             policy = exp.retry_policy or SDK_DEFAULT_RETRY_POLICY
             fn = observed(exp.name, in_thread(fn), policy)
-            client.register(fn, name=exp.name, version=exp.version, retry_policy=policy)
+            client.register(fn, name=exp.name, version=exp.version, retry_policy=FinalAware(policy))
             self._registered.add(key)
         self._backend_check: asyncio.Task[None] | None = None
 
@@ -376,13 +414,26 @@ class Runtime:
         return found
 
     def launch(
-        self, exposed: Exposed, id: str, args: list[Any], kwargs: dict[str, Any]
+        self,
+        exposed: Exposed,
+        id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        owner: str = "",
     ) -> ResonateHandle[Any]:
         """Start ``exposed`` as invocation ``id`` with bound arguments: the one launch path.
 
         Returns the SDK's handle at once; the durable promise is created in the
-        background (``await handle.id()`` confirms it).
+        background (``await handle.id()`` confirms it), tagged with ``owner``
+        (the caller's id prefix) so listings find it.
         """
+        with _search.owned_by(owner):
+            return self._launch(exposed, id, args, kwargs)
+
+    def _launch(
+        self, exposed: Exposed, id: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> ResonateHandle[Any]:
         client = self.client
         if exposed.mode == "inline":
             opts = client.options(timeout=exposed.timeout, version=exposed.version)

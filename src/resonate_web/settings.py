@@ -108,6 +108,16 @@ def _promise_policy(value: Any) -> str:
     return text
 
 
+def _algorithms(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(a, str) for a in items):
+        raise ConfigurationError(f"expected algorithm names (HS256,RS256,...), got {value!r}")
+    names = tuple(a.strip() for a in items if a.strip())
+    if any(name.lower() == "none" for name in names):
+        raise ConfigurationError("'none' is not an algorithm a token may be accepted with")
+    return names
+
+
 def _url(value: Any) -> str | None:
     text = _opt_str(value)
     if text is None:
@@ -129,7 +139,7 @@ class Settings:
     """
 
     url: str | None = None
-    token: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
     group: str = "gateway"
     target: str = "workers"
     prefix: str = "/resonate"
@@ -141,6 +151,11 @@ class Settings:
     max_waiters: int = 1000
     lease_ttl: float = 15.0
     promises: PromisePolicy = "awaited"
+    auth_token: str | None = dataclasses.field(default=None, repr=False)
+    auth_jwt_key: str | None = dataclasses.field(default=None, repr=False)
+    auth_jwt_algorithms: tuple[str, ...] = ()
+    auth_jwt_audience: str | None = None
+    auth_jwt_issuer: str | None = None
     keepalive: float = 15.0
 
     @property
@@ -213,6 +228,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_waiters": _positive_int,
     "lease_ttl": _positive_float,
     "promises": _promise_policy,
+    "auth_token": _opt_str,
+    "auth_jwt_key": _opt_str,
+    "auth_jwt_algorithms": _algorithms,
+    "auth_jwt_audience": _opt_str,
+    "auth_jwt_issuer": _opt_str,
     "keepalive": _positive_float,
 }
 

@@ -27,6 +27,13 @@ from resonate_web.problems import Problem
 if TYPE_CHECKING:
     from resonate_web.gateway import Gateway, Request, Response
 
+
+def scoped(scope: str, id: str) -> str:
+    from resonate_web.gateway import scoped as scope_id
+
+    return scope_id(scope, id)
+
+
 Action = Literal["resolve", "reject", "cancel"]
 _STATE: dict[Action, str] = {
     "resolve": "resolved",
@@ -62,12 +69,18 @@ def _shown(record: PromiseRecord) -> Any:
     return data
 
 
-def promise_document(record: PromiseRecord, awaited_by: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": record.id, "status": invocations.status_of(record)}
+def promise_document(
+    record: PromiseRecord, awaited_by: str | None, scope: str = ""
+) -> dict[str, Any]:
+    """A promise as a caller whose ids live under ``scope`` sees it."""
+    doc: dict[str, Any] = {
+        "id": record.id.removeprefix(scope),
+        "status": invocations.status_of(record),
+    }
     if record.state != "pending":
         doc["value"] = _shown(record)
     if awaited_by is not None:
-        doc["awaited_by"] = awaited_by
+        doc["awaited_by"] = awaited_by.removeprefix(scope)
     return doc
 
 
@@ -77,9 +90,10 @@ async def _find(gw: Gateway, request: Request) -> tuple[PromiseRecord, str | Non
     policy = gw.settings.promises
     if policy == "off":
         raise Problem("not-found", "the promise routes are off (RESONATE_PROMISES=off)")
-    id = validate_promise_id(request.path_params["id"])
+    public = validate_promise_id(request.path_params["id"])
+    id = scoped(request.scope, public)
     record = await gw.read(id)
-    missing = Problem("not-found", f"no promise with id {id!r} that this API may settle")
+    missing = Problem("not-found", f"no promise with id {public!r} that this API may settle")
     if record is None:
         raise missing
     origin = record.tags.get("resonate:origin")
@@ -133,17 +147,18 @@ async def settle(gw: Gateway, id: str, action: Action, data: Any) -> PromiseReco
     return record
 
 
-def check(record: PromiseRecord, action: Action, what: str) -> None:
+def check(record: PromiseRecord, action: Action, what: str, scope: str = "") -> None:
     if record.state != _STATE[action]:
         status = invocations.status_of(record)
-        raise Problem("conflict", f"{what} {record.id!r} is already settled: {status}")
+        public = record.id.removeprefix(scope)
+        raise Problem("conflict", f"{what} {public!r} is already settled: {status}")
 
 
 async def get_promise(gw: Gateway, request: Request) -> Response:
     from resonate_web.gateway import Response
 
     record, awaited_by = await _find(gw, request)
-    return Response(200, promise_document(record, awaited_by))
+    return Response(200, promise_document(record, awaited_by, request.scope))
 
 
 async def settle_promise(gw: Gateway, action: Action, request: Request) -> Response:
@@ -154,8 +169,8 @@ async def settle_promise(gw: Gateway, action: Action, request: Request) -> Respo
     if record.state == "pending":
         value = rejection(data) if action == "reject" else data
         record = await settle(gw, record.id, action, value)
-    check(record, action, "promise")
-    return Response(200, promise_document(record, awaited_by))
+    check(record, action, "promise", request.scope)
+    return Response(200, promise_document(record, awaited_by, request.scope))
 
 
 async def cancel_invocation(gw: Gateway, request: Request) -> Response:
@@ -167,5 +182,5 @@ async def cancel_invocation(gw: Gateway, request: Request) -> Response:
     id, record = await gw.lookup(request)
     if record.state == "pending":
         record = await settle(gw, id, "cancel", None)
-    check(record, "cancel", "invocation")
-    return Response(200, await gw.document(request.prefix, id, record))
+    check(record, "cancel", "invocation", request.scope)
+    return Response(200, await gw.document(request.prefix, id, record, request.scope))

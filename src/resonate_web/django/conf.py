@@ -27,7 +27,9 @@ from typing import Any
 from django.conf import settings as django_settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.db import close_old_connections  # type: ignore[import-untyped]
+from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
+from resonate_web.auth import Authorize
 from resonate_web.exposure import DurableFn, Functions, load_functions
 from resonate_web.facade import Hosted, host
 from resonate_web.runtime import is_async, keep_signature
@@ -35,6 +37,9 @@ from resonate_web.settings import ConfigurationError, Settings
 
 SETTING = "RESONATE"
 FUNCTIONS_KEY = "FUNCTIONS"
+#: A dotted path to the access hook (``authorize(request, action, resource)``).
+AUTHORIZE_KEY = "AUTHORIZE"
+_DJANGO_KEYS = {FUNCTIONS_KEY, AUTHORIZE_KEY}
 
 
 def raw_config() -> dict[str, Any]:
@@ -63,7 +68,7 @@ def function_specs(config: Mapping[str, Any]) -> list[str]:
 def load_settings(config: Mapping[str, Any] | None = None) -> Settings:
     """The core :class:`Settings` from ``settings.RESONATE`` and the environment."""
     config = raw_config() if config is None else config
-    core = {k: v for k, v in config.items() if k != FUNCTIONS_KEY}
+    core = {k: v for k, v in config.items() if k not in _DJANGO_KEYS}
     odd = [k for k in core if not isinstance(k, str)]
     if odd:
         raise ImproperlyConfigured(f"settings.{SETTING}: keys are strings, got {odd[0]!r}")
@@ -123,10 +128,29 @@ _lock = threading.Lock()
 _current: tuple[Any, State] | None = None
 
 
+def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
+    """The ``AUTHORIZE`` hook: a dotted path (``"shop.auth.authorize"``) or a callable."""
+    hook = config.get(AUTHORIZE_KEY)
+    if hook is None or callable(hook):
+        return hook
+    if not isinstance(hook, str):
+        raise ImproperlyConfigured(
+            f"settings.{SETTING}[{AUTHORIZE_KEY!r}] is a dotted path or a callable, got {hook!r}"
+        )
+    try:
+        loaded: Authorize = import_string(hook)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"settings.{SETTING}[{AUTHORIZE_KEY!r}]: cannot import {hook!r}: {exc}"
+        ) from exc
+    return loaded
+
+
 def _build() -> State:
     config = raw_config()
     settings = load_settings(config)
-    return host(settings, load_exposed(function_specs(config)), wrap=in_django)
+    functions = load_exposed(function_specs(config))
+    return host(settings, functions, wrap=in_django, authorize=load_authorize(config))
 
 
 def state() -> State:

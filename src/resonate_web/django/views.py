@@ -88,7 +88,7 @@ def _neutral(request: HttpRequest, route: Route, params: dict[str, str], body: b
         query={k: v[0] for k, v in request.GET.lists() if v},
         headers=request.headers.items(),
         body=body,
-        principal=getattr(request, "user", None),
+        user=getattr(request, "user", None),
     )
 
 

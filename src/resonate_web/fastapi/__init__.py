@@ -8,15 +8,17 @@ function) and stops the runtime on shutdown. :data:`ResonateDep` hands
 :data:`SyncResonateDep` hands ``def`` handlers the sync one.
 """
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
 
 try:
-    from fastapi import APIRouter, Depends, FastAPI
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, params
     from fastapi import Request as FastAPIRequest
     from fastapi.responses import Response
+    from fastapi.routing import APIRoute
     from fastapi.sse import EventSourceResponse
 except ImportError as exc:  # pragma: no cover
     raise ImportError(
@@ -25,10 +27,11 @@ except ImportError as exc:  # pragma: no cover
 
 from resonate_web import openapi
 from resonate_web._adapter import async_stream, neutral_request, read_capped, serve_async
+from resonate_web.auth import Authorize, Principal
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import ROUTES, Route, problem_response
-from resonate_web.problems import Problem
+from resonate_web.gateway import PUBLIC_ROUTES, ROUTES, Route, problem_response
+from resonate_web.problems import Problem, Slug
 from resonate_web.settings import Settings
 
 __all__ = [
@@ -60,15 +63,25 @@ class ResonateRouter(APIRouter):
         settings: Settings | None = None,
         prefix: str | None = None,
         tags: Sequence[str | Enum] | None = None,
+        authorize: Authorize | params.Depends | None = None,
         **settings_kwargs: Any,
     ) -> None:
         self.settings = settings or Settings.load(**settings_kwargs)
-        self.hosted: Hosted = host(self.settings, functions, own_loop=False)
+        # A FastAPI dependency is resolved per request and its Principal handed on.
+        self._principal = authorize if isinstance(authorize, params.Depends) else None
+        hook = _from_dependency if self._principal is not None else authorize
+        self.hosted: Hosted = host(
+            self.settings,
+            functions,
+            own_loop=False,
+            authorize=hook,  # type: ignore[arg-type]
+        )
         self.runtime = self.hosted.runtime
         super().__init__(
             prefix=self.settings.prefix if prefix is None else prefix,
             tags=list(tags) if tags is not None else ["resonate"],
             lifespan=self._lifespan,
+            route_class=_ProblemRoute,
         )
         for route in ROUTES:
             # FastAPI documents a placeholder operation (found by its id, wherever the
@@ -120,8 +133,8 @@ class ResonateRouter(APIRouter):
 
         app.openapi = document  # type: ignore[method-assign]
 
-    def _endpoint(self, route: Route) -> Callable[[FastAPIRequest], Any]:
-        async def endpoint(request: FastAPIRequest) -> Response:
+    def _endpoint(self, route: Route) -> Callable[..., Any]:
+        async def endpoint(request: FastAPIRequest, principal: Any = None) -> Response:
             body = b""
             if route.method == "POST":
                 body = await read_capped(request.stream(), self.settings.body_limit)
@@ -133,7 +146,7 @@ class ResonateRouter(APIRouter):
                 query=dict(request.query_params.items()),
                 headers=request.headers.items(),
                 body=body,
-                principal=request.scope.get("user"),
+                user=principal if self._principal is not None else request.scope.get("user"),
             )
             response = await serve_async(self.hosted, route, neutral, request.url.path)
             stream = async_stream(self.hosted, response)
@@ -147,7 +160,54 @@ class ResonateRouter(APIRouter):
             )
 
         endpoint.__name__ = f"resonate_{route.name}"
+        if self._principal is not None and route.name not in PUBLIC_ROUTES:
+            signature = inspect.signature(endpoint)
+            with_dependency = signature.parameters["principal"].replace(default=self._principal)
+            endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[signature.parameters["request"], with_dependency]
+            )
+        else:
+            signature = inspect.signature(endpoint)
+            endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[signature.parameters["request"]]
+            )
         return endpoint
+
+
+def _from_dependency(request: Any, action: str, resource: str | None) -> Principal | None:
+    """The hook when the router's ``authorize`` is a FastAPI dependency: its result."""
+    user = request.user
+    if user is not None and not isinstance(user, Principal):
+        raise TypeError(f"the authorize dependency returns a Principal or None, not {user!r}")
+    return user
+
+
+_SLUGS: dict[int, Slug] = {401: "unauthorized", 403: "forbidden", 404: "not-found"}
+
+
+class _ProblemRoute(APIRoute):
+    """A route whose dependencies' errors (yours, or ``include_router(...,
+    dependencies=[...])``'s) answer as problem+json too."""
+
+    def get_route_handler(self) -> Callable[[FastAPIRequest], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: FastAPIRequest) -> Response:
+            try:
+                return await handler(request)
+            except Problem as problem:
+                return await problem_handler(request, problem)
+            except HTTPException as exc:
+                slug = _SLUGS.get(exc.status_code)
+                if slug is None:
+                    raise
+                detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+                headers = dict(exc.headers or {})
+                if slug == "unauthorized":
+                    headers.setdefault("WWW-Authenticate", "Bearer")
+                return await problem_handler(request, Problem(slug, detail, headers=headers))
+
+        return guarded
 
 
 def _external_path(request: FastAPIRequest) -> str:

@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
 
 from resonate_web._adapter import CHUNK, neutral_request, read_capped_sync, serve_sync, sync_stream
+from resonate_web.auth import Authorize
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
 from resonate_web.gateway import ROUTES, Route, problem_response
@@ -67,9 +68,16 @@ class Resonate:
     """
 
     def __init__(
-        self, app: Flask | None = None, functions: Functions | None = None, **settings: Any
+        self,
+        app: Flask | None = None,
+        functions: Functions | None = None,
+        *,
+        authorize: Authorize | None = None,
+        **settings: Any,
     ) -> None:
         self.functions = Functions() if functions is None else functions
+        #: The access hook for every app (see resonate_web.auth); else the settings' policy.
+        self.authorize = authorize
         self._overrides = settings
         Settings.load(environ={}, **settings)  # reject unknown names and bad values now
         if app is not None:
@@ -91,7 +99,9 @@ class Resonate:
             )
         config = {k: v for k, v in app.config.items() if k.startswith("RESONATE_")}
         settings = Settings.load(config, **self._overrides)
-        hosted = host(settings, self.functions, wrap=within(app.app_context))
+        hosted = host(
+            settings, self.functions, wrap=within(app.app_context), authorize=self.authorize
+        )
         app.extensions[EXTENSION_KEY] = hosted
         app.register_blueprint(_blueprint(), url_prefix=settings.prefix or None)
         # A Problem the client raises in a view of yours answers as problem+json.
@@ -174,7 +184,7 @@ def _view(route: Route) -> Callable[..., FlaskResponse]:
             query=request.args.to_dict(),
             headers=request.headers.items(),
             body=body,
-            principal=request.environ.get("REMOTE_USER"),
+            user=request.environ.get("REMOTE_USER"),
         )
         response = serve_sync(state, route, neutral, path, multiprocess=_multiprocess())
         stream = sync_stream(state, response)
