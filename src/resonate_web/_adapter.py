@@ -32,12 +32,28 @@ async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return bytes(body)
 
 
+#: How much of an oversized body a sync adapter reads and drops after the limit, so a
+#: keep-alive connection stays usable for the client's next request.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 def read_capped_sync(chunks: Iterable[bytes], limit: int) -> bytes:
-    """:func:`read_capped` for a sync framework's request stream."""
+    """:func:`read_capped` for a sync framework's request stream.
+
+    Past the limit the rest is read and dropped (up to :data:`DRAIN_LIMIT`): a WSGI
+    app cannot close the connection, and a body left unread would be taken for the
+    start of the client's next request on it.
+    """
     body = bytearray()
+    chunks = iter(chunks)
     for chunk in chunks:
         body += chunk
         if len(body) > limit:
+            dropped = 0
+            for rest in chunks:
+                dropped += len(rest)
+                if dropped > DRAIN_LIMIT:
+                    break
             break
     return bytes(body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -78,16 +79,36 @@ def test_nothing_starts_without_the_token(token_client: httpx.Client, uid: str) 
 # ── JWTs ─────────────────────────────────────────────────────────────────────
 
 
+JWT_SETTINGS = {
+    "auth_jwt_key": KEY,
+    "auth_jwt_algorithms": "HS256",
+    "auth_jwt_audience": "resonate-web",
+    "auth_jwt_issuer": "tests",
+}
+
+
+@pytest.fixture(scope="module")
+def jwt_apps() -> Iterator[dict[str, httpx.Client]]:
+    """One app per adapter with the JWT policy, shared by this module's tests (a real
+    server takes a while to start)."""
+    with ExitStack() as stack:
+        yield _Lazy(stack)
+
+
+class _Lazy(dict[str, httpx.Client]):
+    def __init__(self, stack: ExitStack) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def __missing__(self, adapter: str) -> httpx.Client:
+        client: httpx.Client = self.stack.enter_context(ADAPTERS[adapter](**JWT_SETTINGS))
+        self[adapter] = client
+        return client
+
+
 @pytest.fixture
-def jwt_client(adapter: str) -> Iterator[httpx.Client]:
-    settings = {
-        "auth_jwt_key": KEY,
-        "auth_jwt_algorithms": "HS256",
-        "auth_jwt_audience": "resonate-web",
-        "auth_jwt_issuer": "tests",
-    }
-    with ADAPTERS[adapter](**settings) as client:
-        yield client
+def jwt_client(adapter: str, jwt_apps: dict[str, httpx.Client]) -> httpx.Client:
+    return jwt_apps[adapter]
 
 
 def _good(**claims: Any) -> dict[str, Any]:
@@ -109,7 +130,7 @@ def _good(**claims: Any) -> dict[str, Any]:
         ),
         ("alg none", lambda: jwt.encode(_good(exp=int(time.time()) + 60), None, algorithm="none")),
         ("garbage", lambda: "not.a.jwt"),
-        ("empty", lambda: ""),
+        ("a JWT with its signature cut", lambda: token_for(**_good()).rsplit(".", 1)[0] + "."),
     ],
 )
 def test_bad_tokens_are_401(jwt_client: httpx.Client, name: str, token: Any) -> None:
