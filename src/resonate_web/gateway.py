@@ -24,10 +24,11 @@ from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, invocations, openapi
+from resonate_web import _sdk, invocations, openapi, schedules
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
+    json_object,
     media_type_is_json,
     new_id,
     parse_json,
@@ -93,6 +94,10 @@ ROUTES: tuple[Route, ...] = (
     Route("events", "GET", "/invocations/{id}/events", "Stream an invocation's status", True),
     Route("health", "GET", "/health", "Backend health"),
     Route("openapi", "GET", "/openapi.json", "This API's OpenAPI document"),
+    Route("list_schedules", "GET", "/schedules", "List the schedules"),
+    Route("create_schedule", "POST", "/schedules", "Create a cron schedule"),
+    Route("get_schedule", "GET", "/schedules/{id}", "Read a schedule and its latest ticks"),
+    Route("delete_schedule", "DELETE", "/schedules/{id}", "Delete a schedule"),
 )
 
 
@@ -124,7 +129,15 @@ class Gateway:
             "events": self.events,
             "health": self.health,
             "openapi": self.openapi,
+            "list_schedules": self.list_schedules,
+            "create_schedule": self.create_schedule,
+            "get_schedule": self.get_schedule,
+            "delete_schedule": self.delete_schedule,
         }
+        #: Schedules' logic, shared with the clients (resonate_web.schedules).
+        self.schedules = schedules.Schedules(
+            runtime, bounded=self.bounded, status=self.status_document
+        )
 
     # ── dispatch ────────────────────────────────────────────────────────────
 
@@ -346,6 +359,34 @@ class Gateway:
             if invocations.status_of(record) == "pending":
                 yield b": keep-alive\n\n"
         yield sse_frame("status", await self._document(request.prefix, id, record))
+
+    # ── schedules (the logic is in resonate_web.schedules) ─────────────────
+
+    async def create_schedule(self, request: Request) -> Response:
+        payload = json_object(
+            request.body,
+            request.headers.get("content-type"),
+            body_limit=self.settings.body_limit,
+            max_depth=self.settings.json_depth,
+        )
+        created, stored = await self.schedules.create(self.schedules.from_json(payload))
+        doc = await self.schedules.document(stored, request.prefix)
+        if not created:
+            return Response(200, doc)
+        return Response(201, doc, headers={"Location": doc["links"]["self"]})
+
+    async def list_schedules(self, request: Request) -> Response:
+        found = await self.schedules.listing()
+        return Response(
+            200, {"schedules": [self.schedules.summary(s, request.prefix) for s in found]}
+        )
+
+    async def get_schedule(self, request: Request) -> Response:
+        return Response(200, await self.schedules.get(request.path_params["id"], request.prefix))
+
+    async def delete_schedule(self, request: Request) -> Response:
+        await self.schedules.delete(request.path_params["id"])
+        return Response(204)
 
     # ── waiting ─────────────────────────────────────────────────────────────
 
