@@ -81,9 +81,9 @@ _FIELDS = (
     ("month", 1, 12),
     ("day of week", 0, 6),
 )
-#: croniter's optional sixth field (seconds, last), accepted only in this
-#: project's own tests (see :func:`_allow_seconds`): no backend that fires
-#: schedules itself supports it the same way.
+#: croniter's sixth field (seconds, last), optional only in this project's own
+#: tests (see :func:`_allow_seconds`): the backends that fire schedules
+#: themselves do not read it the same way, or at all.
 _SECONDS = ("second", 0, 59)
 _second_crons = False
 _MEMBERS = frozenset({"id", "cron", "function", "args", "kwargs", "timeout"})
@@ -115,13 +115,12 @@ def validate_cron(cron: Any) -> str:
     if not isinstance(cron, str):
         raise Problem("invalid-cron", "'cron' must be a string such as \"0 * * * *\"")
     fields = cron.split()
-    specs = (*_FIELDS, _SECONDS) if _second_crons else _FIELDS
+    specs = (*_FIELDS, _SECONDS) if _second_crons and len(fields) == 6 else _FIELDS
     if len(fields) != len(specs):
         raise _invalid(
             cron,
-            f"a cron expression has {len(specs)} fields "
-            f"({', '.join(name for name, _, _ in specs)}), evaluated in UTC; "
-            f"this one has {len(fields)}",
+            "a cron expression has five fields (minute, hour, day of month, month, "
+            f"day of week), evaluated in UTC; this one has {len(fields)}",
         )
     for text, (name, low, high) in zip(fields, specs, strict=True):
         for part in text.split(","):
@@ -497,25 +496,35 @@ class Schedules:
         client = self.runtime.client
         records: list[Any] = []
         cursor: str | None = None
-        try:
-            while len(records) < MAX_LISTED:
-                page = await self._bounded(client.schedules.search(None, 100, cursor))
-                records.extend(page.schedules)
-                cursor = page.cursor
-                if not cursor or not page.schedules:
-                    break
-        except ServerError as exc:
-            if exc.code != 501 or self.runtime.settings.backend != "postgres":
-                raise
-            # resonate-pg stores schedules but does not implement their search.
-            records = [
-                record
-                for id in await self._bounded(_postgres_schedule_ids(self.runtime))
-                if (record := await self._record(id)) is not None
-            ]
+        while len(records) < MAX_LISTED:
+            page = await self._bounded(self._search(cursor))
+            if page is None:  # resonate-pg stores schedules but does not search them
+                records = await self._unsearchable()
+                break
+            records.extend(page.schedules)
+            cursor = page.cursor
+            if not cursor or not page.schedules:
+                break
         exposed = self.runtime.exposed
         found = [_stored(r, lambda value: _sdk.decode_value(client, value)) for r in records]
         return sorted((s for s in found if s.function in exposed), key=lambda s: s.id)
+
+    async def _search(self, cursor: str | None) -> Any:
+        """One page of the backend's schedule search, or ``None`` if it has none (501)."""
+        try:
+            return await self.runtime.client.schedules.search(None, 100, cursor)
+        except ServerError as exc:
+            if exc.code == 501:
+                return None
+            raise
+
+    async def _unsearchable(self) -> list[Any]:
+        if self.runtime.settings.backend != "postgres":
+            raise Problem(
+                "backend-unavailable", "the backend does not implement the search of schedules"
+            )
+        ids = await self._bounded(_postgres_schedule_ids(self.runtime))
+        return [record for id in ids if (record := await self._record(id)) is not None]
 
     async def _record(self, id: str) -> Any:
         try:
@@ -628,11 +637,17 @@ async def _postgres_schedule_ids(runtime: Runtime) -> list[str]:
 
     url = runtime.settings.url
     assert url is not None
-    async with await psycopg.AsyncConnection.connect(url) as conn:
-        cursor = await conn.execute(
-            "SELECT id FROM resonate.schedules ORDER BY id LIMIT %s", (MAX_LISTED,)
-        )
-        return [str(row[0]) for row in await cursor.fetchall()]
+    try:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            cursor = await conn.execute(
+                "SELECT id FROM resonate.schedules ORDER BY id LIMIT %s", (MAX_LISTED,)
+            )
+            return [str(row[0]) for row in await cursor.fetchall()]
+    except psycopg.Error as exc:
+        raise Problem(
+            "backend-unavailable",
+            f"resonate-pg does not search schedules, and reading its schedules table failed: {exc}",
+        ) from None
 
 
 # ── firing where the backend does not ─────────────────────────────────────
