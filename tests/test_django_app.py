@@ -25,6 +25,7 @@ from django.urls import resolve, reverse  # noqa: E402
 from resonate_web import Functions  # noqa: E402
 from resonate_web.django import conf  # noqa: E402
 from resonate_web.django.checks import check_resonate  # noqa: E402
+from resonate_web.gateway import ROUTES  # noqa: E402
 from tests.conformance.helpers import P, assert_problem  # noqa: E402
 from tests.support import django_clients, procs  # noqa: E402
 
@@ -150,7 +151,7 @@ def test_check_dispatch_without_a_valid_target() -> None:
 
 def test_check_prefix_that_collides() -> None:
     found = ids(ROOT_URLCONF="tests.support.django_shadow_urls", RESONATE=resonate(URL="http://h"))
-    assert found == ["resonate_web.E005"] * 6
+    assert found == ["resonate_web.E005"] * len(ROUTES)
 
 
 def test_check_prefix_setting_that_disagrees_with_the_urlconf() -> None:
@@ -168,6 +169,17 @@ def test_manage_py_check_runs_the_checks() -> None:
 
 
 # ── URLs and views ──────────────────────────────────────────────────────────
+
+
+def test_routes_sharing_a_path_reverse_to_it_and_resolve_by_method() -> None:
+    for name in ("list_schedules", "create_schedule"):
+        assert reverse(f"resonate:{name}") == f"{P}/schedules"
+    for name in ("get_schedule", "delete_schedule"):
+        assert reverse(f"resonate:{name}", kwargs={"id": "s"}) == f"{P}/schedules/s"
+    client = Client()
+    assert client.delete(f"{P}/schedules/nobody").status_code == 404
+    assert client.put(f"{P}/schedules/nobody").status_code == 405
+    assert sorted(client.put(f"{P}/schedules").headers["Allow"].split(", ")) == ["GET", "POST"]
 
 
 def test_urls_are_namespaced() -> None:
