@@ -46,7 +46,9 @@ def pg_dsn() -> Iterator[str]:
     """A private PostgreSQL cluster on 127.0.0.1 with resonate-pg's schema; its DSN.
 
     The server runs as ``nobody`` when we are root (PostgreSQL refuses root), with
-    trust authentication on the loopback only, and is ended by its PID.
+    trust authentication on the loopback only, and is ended by its PID. Its time
+    zone is not UTC, as many a production database's is not: resonate-pg reads
+    crons in the session's time zone, and resonate-web's sessions say UTC.
     """
     binaries = _binaries()
     if binaries is None:
@@ -70,6 +72,7 @@ def pg_dsn() -> Iterator[str]:
             check=True,
             capture_output=True,
             cwd=root,
+            env={**os.environ, "TZ": "America/Chicago"},
             **ids,
         )
         port = procs.free_port()

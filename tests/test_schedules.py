@@ -391,3 +391,16 @@ def test_a_schedule_of_a_function_not_exposed_is_not_served(sync_client: SyncCli
 
 def test_timeout_defaults() -> None:
     assert timedelta(days=1) == schedules.DEFAULT_TIMEOUT
+
+
+def test_postgres_sessions_read_crons_in_utc() -> None:
+    # resonate-pg computes next ticks in the session's time zone.
+    assert schedules.utc_sessions("postgresql://u:p@h:5/db") == (
+        "postgresql://u:p@h:5/db?options=-c%20timezone%3DUTC"
+    )
+    kept = "postgresql://h/db?sslmode=require&options=-c%20search_path%3Dx"
+    assert schedules.utc_sessions(kept) == (
+        "postgresql://h/db?sslmode=require&options=-c%20search_path%3Dx%20-c%20timezone%3DUTC"
+    )
+    own = "postgresql://h/db?options=-c%20TimeZone%3DUTC"
+    assert schedules.utc_sessions(own) == own

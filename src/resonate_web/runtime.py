@@ -128,8 +128,10 @@ def build_client(
                     "a postgresql:// URL needs the resonate-pg connector: "
                     "pip install 'resonate-web[pg]'"
                 ) from None
+            assert settings.url is not None
+            conninfo = schedules.utc_sessions(settings.url)
             return Resonate(
-                network=PostgresConnection(conninfo=settings.url, pid=pid, group=group), **common
+                network=PostgresConnection(conninfo=conninfo, pid=pid, group=group), **common
             )
     raise AssertionError(settings.backend)  # pragma: no cover
 

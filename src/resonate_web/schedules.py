@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from croniter import croniter
 from resonate.error import ServerError
@@ -648,6 +649,24 @@ async def _postgres_schedule_ids(runtime: Runtime) -> list[str]:
             "backend-unavailable",
             f"resonate-pg does not search schedules, and reading its schedules table failed: {exc}",
         ) from None
+
+
+def utc_sessions(url: str) -> str:
+    """``url`` (a ``postgresql://`` DSN) with its sessions' time zone set to UTC.
+
+    resonate-pg computes a schedule's next tick in the session's time zone
+    (``TimeZone``): on a database whose time zone is not UTC, every tick comes
+    hours early or late. The processes that create schedules and run its timer
+    pass use this DSN; a time zone the DSN sets itself is left alone.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = " ".join(value for key, value in query if key == "options")
+    if "timezone" in options.lower():
+        return url
+    query = [(key, value) for key, value in query if key != "options"]
+    query.append(("options", f"{options} -c timezone=UTC".strip()))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 # ── firing where the backend does not ─────────────────────────────────────
