@@ -14,6 +14,7 @@ MULTIPROCESS_MODULES = {
     "test_devserver",
     "test_distributed",
     "test_distributed_example",
+    "test_distributed_schedules",
     "test_django_worker",
     "test_interop_typescript",
     "test_examples",

@@ -171,6 +171,17 @@ def test_manage_py_check_runs_the_checks() -> None:
 # ── URLs and views ──────────────────────────────────────────────────────────
 
 
+def test_routes_sharing_a_path_reverse_to_it_and_resolve_by_method() -> None:
+    for name in ("list_schedules", "create_schedule"):
+        assert reverse(f"resonate:{name}") == f"{P}/schedules"
+    for name in ("get_schedule", "delete_schedule"):
+        assert reverse(f"resonate:{name}", kwargs={"id": "s"}) == f"{P}/schedules/s"
+    client = Client()
+    assert client.delete(f"{P}/schedules/nobody").status_code == 404
+    assert client.put(f"{P}/schedules/nobody").status_code == 405
+    assert sorted(client.put(f"{P}/schedules").headers["Allow"].split(", ")) == ["GET", "POST"]
+
+
 def test_urls_are_namespaced() -> None:
     assert reverse("resonate:status", kwargs={"id": "a"}) == f"{P}/invocations/a"
     assert reverse("resonate:events", kwargs={"id": "a:1"}) == f"{P}/invocations/a:1/events"

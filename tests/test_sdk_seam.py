@@ -153,6 +153,29 @@ async def test_client_pid_and_the_drain_functions(client: Resonate) -> None:
         _fail("client_pid / running_tasks / held_tasks / stop_listening", exc)
 
 
+async def test_resolve_target_and_create_promise(client: Resonate) -> None:
+    try:
+        own = _sdk.resolve_target(client, None)
+        workers = _sdk.resolve_target(client, "workers")
+        as_is = _sdk.resolve_target(client, "poll://any@elsewhere")
+    except Exception as exc:
+        _fail("resolve_target", exc)
+    assert own.endswith("@gateway") and workers.endswith("@workers"), (own, workers)
+    assert as_is == "poll://any@elsewhere"
+    id = uid()
+    param = client.promises.codec.encode({"func": "leaf", "args": [], "kwargs": {}})
+    # Timed out from the start (its timeout is in the past): never runs.
+    tags = {"resonate:target": workers, "resonate:schedule": "s"}
+    try:
+        created = await _sdk.create_promise(client, id, 1, param, tags)
+        again = await _sdk.create_promise(client, id, 1, param, {})
+    except Exception as exc:
+        _fail("create_promise", exc)
+    assert created.state == "rejected_timedout" and again.tags == created.tags
+    assert created.tags["resonate:schedule"] == "s"
+    assert _sdk.decode_value(client, created.param)["func"] == "leaf"
+
+
 async def test_release_task_reaches_the_backend(client: Resonate) -> None:
     with pytest.raises(ServerError):  # no such task: the backend says so
         await _sdk.release_task(client, "no-such-task", 1)
@@ -186,6 +209,30 @@ def test_server_state_and_envelopes() -> None:
         assert isinstance(_sdk.wrap_response_envelope({"kind": "x"}), dict)
         assert isinstance(state.outgoing, list) and isinstance(state.tasks, dict)
         assert isinstance(state.promises, dict) and isinstance(state.t_timeouts, list)
+        # The dev server fires the schedules the state machine stores (Ticker reads these).
+        state.apply(
+            7,
+            {
+                "kind": "schedule.create",
+                "corrId": "c2",
+                "id": "s",
+                "cron": "* * * * *",
+                "promiseId": "{{.id}}-{{.timestamp}}",
+                "promiseTimeout": 1000,
+                "promiseParam": {"data": "e30="},
+                "promiseTags": {"resonate:target": "poll://any@w"},
+            },
+        )
+        stub = state.schedules["s"]
+        assert (stub.id, stub.cron, stub.promise_id, stub.promise_timeout, stub.created_at) == (
+            "s",
+            "* * * * *",
+            "{{.id}}-{{.timestamp}}",
+            1000,
+            7,
+        )
+        assert stub.promise_param == {"data": "e30="}
+        assert stub.promise_tags == {"resonate:target": "poll://any@w"}
         assert {"id", "state", "version", "pid", "resumes"} <= set(_sdk.Task.__struct_fields__)
         assert _sdk.extract_action_data({"data": {"x": 1}}) is not None
     except Exception as exc:

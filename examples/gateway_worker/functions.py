@@ -3,12 +3,15 @@
 With no ``RESONATE_URL`` they run inline in the web process on the embedded
 backend; with one, the gateway dispatches them to the ``RESONATE_TARGET`` group
 (default ``workers``) and ``resonate-web worker functions`` runs them.
+
+``digest`` runs on a cron schedule: every process that starts creates the
+schedule (once), and every tick is an invocation like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from resonate.context import Context
@@ -53,6 +56,16 @@ async def approval(ctx: Context, request: str) -> Any:
     The promise's id shows in the invocation's status document under ``awaiting``.
     """
     return await ctx.promise()
+
+
+@functions.expose(schedule="*/5 * * * *", retry_policy=Never())
+def digest(ctx: Context) -> str:
+    """Every five minutes (UTC): one tick, invocation ``digest-{tick time in unix ms}``.
+
+    A scheduled function is called without arguments. Read its ticks with
+    ``GET /schedules/digest``.
+    """
+    return f"digest of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 # ── a saga: steps, and compensations in reverse order when a later step fails ──

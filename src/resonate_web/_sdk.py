@@ -34,7 +34,7 @@ from resonate.connections.local import (
 from resonate.context import Context
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.resonate import Resonate
-from resonate.types import PromiseRecord
+from resonate.types import PromiseCreateReq, PromiseRecord, Value
 
 from resonate_web import _search
 
@@ -46,6 +46,7 @@ __all__ = [
     "ServerState",
     "Task",
     "client_pid",
+    "create_promise",
     "decode_value",
     "embedded_connection",
     "extract_action_data",
@@ -55,6 +56,7 @@ __all__ = [
     "postgres_connection",
     "read_promise",
     "release_task",
+    "resolve_target",
     "running_tasks",
     "sdk_version",
     "sdk_version_problem",
@@ -138,12 +140,34 @@ async def settled(handle: ResonateHandle[Any]) -> PromiseResult:
     return await handle._sub.wait()
 
 
+async def create_promise(
+    client: Resonate, id: str, timeout_at: int, param: Value, tags: dict[str, str]
+) -> PromiseRecord:
+    """Create promise ``id`` with ``param`` exactly as given (already encoded).
+
+    The public ``client.promises.create`` encodes the param it is handed; a
+    schedule's tick passes on the param the backend stored for it, as the
+    Resonate server does. Idempotent by id (the backend answers with the
+    existing promise).
+    """
+    record: PromiseRecord = await client.promises.sender.promise_create(
+        PromiseCreateReq(id=id, timeout_at=timeout_at, param=param, tags=tags)
+    )
+    return record
+
+
 # ── identity and execution state ──────────────────────────────────────────
 
 
 def client_pid(client: Resonate) -> str:
     """The process id the client leases tasks under."""
     return str(client._pid)
+
+
+def resolve_target(client: Resonate, group: str | None) -> str:
+    """The address ``group`` resolves to (``poll://any@workers``), as the client's
+    ``rpc`` and ``schedule`` stamp it on ``resonate:target``; ``None``: its own group."""
+    return str(client._resolve_target(group))
 
 
 def is_workflow(ctx: Context) -> bool:

@@ -29,8 +29,9 @@ from typing import Any
 INVOCATION_TAG = "resonate-web:invocation"
 #: On every root invocation resonate-web starts: the function's name.
 FUNCTION_TAG = "resonate-web:function"
-#: On a schedule's ticks: the schedule's id.
-SCHEDULE_TAG = "resonate-web:schedule"
+#: On a schedule's ticks: the schedule's id (the Resonate server's tag, which
+#: resonate-web's ticker and resonate-pg's stored tags set too).
+SCHEDULE_TAG = "resonate:schedule"
 #: On a root invocation started for a caller with an id prefix: the prefix.
 OWNER_TAG = "resonate-web:owner"
 

@@ -95,11 +95,14 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     status = filters.get("status")
     if status is not None and status not in _STATES:
         raise _invalid(f"status is one of {', '.join(_STATES)}, got {status!r}")
-    tags = {_search.FUNCTION_TAG: function} if function else {_search.INVOCATION_TAG: "true"}
-    if request.scope:
-        tags[_search.OWNER_TAG] = request.scope
     if "schedule" in filters:
-        tags[_search.SCHEDULE_TAG] = validate_id(filters["schedule"], what="schedule")
+        # Ticks are created by the backend (or its ticker), tagged with their schedule
+        # alone: the function filter applies to what the search finds.
+        tags = {_search.SCHEDULE_TAG: validate_id(filters["schedule"], what="schedule")}
+    else:
+        tags = {_search.FUNCTION_TAG: function} if function else {_search.INVOCATION_TAG: "true"}
+        if request.scope:
+            tags[_search.OWNER_TAG] = request.scope
     state = _STATES[status] if status else None
     found = await gw.bounded(gw.runtime.client.promises.search(state, tags, limit, backend_cursor))
     docs = [
@@ -109,7 +112,9 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
             self_link=gw.link(request.prefix, r.id.removeprefix(request.scope)),
         )
         for r in found.promises
-        if invocations.function_of(r) in exposed and r.id.startswith(request.scope)
+        if invocations.function_of(r) in exposed
+        and r.id.startswith(request.scope)
+        and (function is None or invocations.function_of(r) == function)
     ]
     return Response(200, {"invocations": docs, "next": _next(found.cursor, filters)})
 

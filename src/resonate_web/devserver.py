@@ -27,9 +27,13 @@ the state machine's own dialect differs (see :class:`Wire`): task versions
 count acquisitions, records carry exactly the protocol's fields, an error's
 ``data`` is its message, and pushed messages carry a ``head``.
 
-State is in memory: restarting the dev server forgets everything. Schedules are
-stored but never fired (the state machine keeps them as stubs). Use a Resonate
-server (``resonate serve``) or PostgreSQL in production.
+Schedules: the state machine only stores them; the dev server's clock fires
+them as the Resonate server does (:class:`resonate_web.schedules.Ticker`): each
+tick a root promise ``{schedule id}-{unix ms}`` with the schedule's param and
+tags, sent to its target group.
+
+State is in memory: restarting the dev server forgets everything. Use a
+Resonate server (``resonate serve``) or PostgreSQL in production.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from resonate_web._sdk import (
     extract_action_data,
     unwrap_request_envelope,
 )
+from resonate_web.schedules import Ticker
 
 logger = logging.getLogger("resonate_web.devserver")
 
@@ -166,6 +171,8 @@ class DevServer:
         self._keys = itertools.count()
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
+        #: Which ticks of the stored schedules are due (the state machine never fires them).
+        self.schedules = Ticker()
 
     # ── the protocol ────────────────────────────────────────────────────────
 
@@ -202,7 +209,8 @@ class DevServer:
         return 200, envelope(kind, corr_id, version, status, data)
 
     def tick(self) -> None:
-        """Advance time: expire promises, release lapsed leases, retry tasks."""
+        """Advance time: expire promises, release lapsed leases, retry tasks, fire
+        the schedules' due ticks."""
         now = self._clock()
         for timeout in self.state.t_timeouts:
             task = self.state.tasks.get(timeout.id)
@@ -214,6 +222,25 @@ class DevServer:
         self.state.tick(now)
         outgoing, self.state.outgoing = self.state.outgoing, []
         self._route(outgoing)
+        self.fire_schedules(now)
+
+    def fire_schedules(self, now: int) -> None:
+        """Create the root promise of every due tick (oldest first; idempotent by id,
+        and timed out from the start when its timeout has already passed)."""
+        for tick in self.schedules.due(list(self.state.schedules.values()), now):
+            request = {
+                "kind": "promise.create",
+                "corrId": None,
+                "id": tick.promise_id,
+                "timeoutAt": tick.timeout_at,
+                "param": tick.param,
+                "tags": tick.tags,
+            }
+            response = self.state.apply(now, request)
+            outgoing, self.state.outgoing = self.state.outgoing, []
+            self._route(outgoing)
+            state = (response.get("promise") or {}).get("state")
+            logger.info("schedule %s: tick %s (%s)", tick.schedule_id, tick.promise_id, state)
 
     # ── delivery ────────────────────────────────────────────────────────────
 

@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from resonate.context import Context
 from resonate.retry import Exponential, RetryPolicy
 
 from resonate_web.problems import Problem
+from resonate_web.schedules import declarations
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web")
@@ -265,6 +266,8 @@ class Exposure:
     binder: Binder | None = None
     description: str | None = None
     origin: str = ""
+    #: ``(schedule id, cron)`` of each schedule declared with ``schedule=``.
+    schedules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ class Exposed:
     binder: Binder | None
     retry_policy: RetryPolicy | None = None
     description: str | None = None
+    schedules: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> dict[str, Any]:
         policy = self.retry_policy
@@ -329,8 +333,14 @@ class Functions:
         target: str | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: timedelta | None = None,
+        schedule: str | Iterable[str] = (),
     ) -> Any:
-        """Expose a durable function (``def fn(ctx, ...)``). Usable as a decorator."""
+        """Expose a durable function (``def fn(ctx, ...)``). Usable as a decorator.
+
+        ``schedule`` runs it on a cron schedule (five fields, UTC), or on each of
+        a list of them: every gateway and worker creates the schedule at start-up,
+        idempotently (``docs/schedules.md``).
+        """
         if fn is None:
             return functools.partial(
                 self.expose,
@@ -340,9 +350,11 @@ class Functions:
                 target=target,
                 retry_policy=retry_policy,
                 timeout=timeout,
+                schedule=schedule,
             )
         exposed_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(exposed_name)
+        binder = Binder(exposed_name, _user_signature(fn, exposed_name))
         self._add(
             Exposure(
                 name=exposed_name,
@@ -352,9 +364,10 @@ class Functions:
                 fn=fn,
                 retry_policy=retry_policy,
                 timeout=timeout,
-                binder=Binder(exposed_name, _user_signature(fn, exposed_name)),
+                binder=binder,
                 description=inspect.getdoc(fn),
                 origin=_describe(fn),
+                schedules=_scheduled(exposed_name, schedule, binder),
             )
         )
         return fn
@@ -368,13 +381,15 @@ class Functions:
         signature: SignatureSource | None = None,
         timeout: timedelta | None = None,
         description: str | None = None,
+        schedule: str | Iterable[str] = (),
     ) -> None:
         """Expose a function that only workers have: dispatched by name.
 
         ``signature`` is a stub with the worker function's parameters
         (``def charge(ctx, order_id: str, cents: int): ...``) or a pydantic model
         of its keyword arguments; without one, arguments are passed as sent.
-        ``description`` defaults to the stub's docstring.
+        ``description`` defaults to the stub's docstring. ``schedule`` as for
+        :meth:`expose`.
         """
         _check_name(name)
         binder = None
@@ -395,6 +410,7 @@ class Functions:
                 binder=binder,
                 description=description,
                 origin=f"expose_remote({name!r}) ({caller.filename}:{caller.lineno})",
+                schedules=_scheduled(name, schedule, binder),
             )
         )
 
@@ -442,8 +458,32 @@ class Functions:
                 binder=exp.binder,
                 retry_policy=exp.retry_policy,
                 description=exp.description,
+                schedules=exp.schedules,
             )
         return resolved
+
+
+def _scheduled(
+    name: str, schedule: str | Iterable[str], binder: Binder | None
+) -> tuple[tuple[str, str], ...]:
+    """The ``(id, cron)`` pairs of ``schedule=``, checked now: each cron is valid, and
+    the function can be called without arguments (a scheduled call passes none).
+
+    Ids: the function's name for one cron given as a string, ``name.1``,
+    ``name.2``, ... for a list. At start-up every gateway and worker creates
+    them, idempotently; one stored with another definition (the cron changed in
+    code, say) is replaced, with a warning in the log.
+    """
+    declared = declarations(name, schedule)
+    if declared and binder is not None:
+        try:
+            binder.bind([], {})
+        except Problem as problem:
+            raise ValueError(
+                f"{name!r} cannot run on a schedule: a scheduled call passes no arguments, "
+                f"and {problem.detail}"
+            ) from None
+    return declared
 
 
 def _check_name(name: str) -> None:

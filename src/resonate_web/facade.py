@@ -19,14 +19,17 @@ A call does what the matching route does:
 * :meth:`AsyncHandle.result` waits for the outcome, with a timeout;
 * :attr:`~AsyncClient.promises` reads and settles promises with plain JSON
   values;
+* :meth:`~AsyncClient.schedule`, :meth:`~AsyncClient.unschedule` and
+  :attr:`~AsyncClient.schedules` (``get``, ``list``) are ``POST``, ``DELETE``
+  and ``GET /schedules``, through the same code as the routes;
 * :attr:`~AsyncClient.sdk` is the raw ``resonate.Resonate`` client, for what
   the routes do not cover (it lives on the runtime's loop).
 
 Errors are :class:`~resonate_web.Problem` exceptions with the routes' slugs
 (``unknown-function``, ``invalid-arguments``, ``idempotency-key-reused``,
-``not-found``, ``backend-unavailable``). Results are decoded as the SDK
-decodes them: this is the application's own code reading its own results,
-unlike the HTTP routes, which never load objects.
+``not-found``, ``conflict``, ``invalid-cron``, ``backend-unavailable``).
+Results are decoded as the SDK decodes them: this is the application's own
+code reading its own results, unlike the HTTP routes, which never load objects.
 """
 
 from __future__ import annotations
@@ -97,16 +100,21 @@ class _Calls:
         kwargs: dict[str, Any] | None,
         promise_timeout: timedelta | None,
     ) -> str:
-        exposed = self._runtime.function(func)
-        target = exposed.target or self._runtime.settings.target
-        client = self._runtime.client.options(target=target, version=exposed.version)
-        await client.schedule(
-            id, cron, exposed.name, args, kwargs, promise_timeout, version=exposed.version
-        )
+        book = self._gateway.schedules
+        definition = book.define(id, cron, func, list(args or ()), kwargs or {}, promise_timeout)
+        await book.create(definition)
         return id
 
     async def _unschedule(self, id: str) -> None:
-        await self._runtime.client.schedules.delete(id)
+        await self._gateway.schedules.delete(id)
+
+    async def _schedule_document(self, id: str) -> dict[str, Any]:
+        return await self._gateway.schedules.get(id, self._runtime.settings.prefix)
+
+    async def _schedule_list(self) -> list[dict[str, Any]]:
+        book = self._gateway.schedules
+        prefix = self._runtime.settings.prefix
+        return [book.summary(stored, prefix) for stored in await book.listing()]
 
     async def _promise(self, op: str, id: str, data: Any) -> dict[str, Any]:
         validate_promise_id(id)
@@ -208,16 +216,22 @@ class SyncClient(_Calls):
         kwargs: dict[str, Any] | None = None,
         promise_timeout: timedelta | None = None,
     ) -> str:
-        """Run exposed ``func`` on a cron schedule, on its target group; returns the id."""
+        """Run exposed ``func`` on cron schedule ``cron`` (five fields, UTC) as
+        ``POST /schedules`` does; returns the id. The same definition again is a
+        no-op; another one under the same id is ``conflict``."""
         return self._call(self._schedule(id, cron, func, args, kwargs, promise_timeout))
 
     def unschedule(self, id: str) -> None:
-        """Delete schedule ``id``."""
+        """Delete schedule ``id`` (``not-found`` when there is none)."""
         self._call(self._unschedule(id))
 
     @property
     def promises(self) -> SyncPromises:
         return SyncPromises(self)
+
+    @property
+    def schedules(self) -> SyncSchedules:
+        return SyncSchedules(self)
 
     @property
     def sdk(self) -> Resonate:
@@ -244,6 +258,21 @@ class SyncPromises:
 
     def cancel(self, id: str, value: Any = None) -> dict[str, Any]:
         return self._client._call(self._client._promise("cancel", id, value))
+
+
+class SyncSchedules:
+    """Read schedules: the documents of ``GET /schedules/{id}`` and ``GET /schedules``."""
+
+    def __init__(self, client: SyncClient) -> None:
+        self._client = client
+
+    def get(self, id: str) -> dict[str, Any]:
+        """Schedule ``id``: its definition, next runs and latest ticks (``not-found``)."""
+        return self._client._call(self._client._schedule_document(id))
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every schedule of an exposed function, by id."""
+        return self._client._call(self._client._schedule_list())
 
 
 class AsyncClient(_Calls):
@@ -289,6 +318,10 @@ class AsyncClient(_Calls):
         return AsyncPromises(self)
 
     @property
+    def schedules(self) -> AsyncSchedules:
+        return AsyncSchedules(self)
+
+    @property
     def sdk(self) -> Resonate:
         """The raw SDK client (on the runtime's loop; in FastAPI, the app's loop)."""
         return self._runtime.client
@@ -311,6 +344,19 @@ class AsyncPromises:
 
     async def cancel(self, id: str, value: Any = None) -> dict[str, Any]:
         return await self._client._call(self._client._promise("cancel", id, value))
+
+
+class AsyncSchedules:
+    """:class:`SyncSchedules`, awaitable."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def get(self, id: str) -> dict[str, Any]:
+        return await self._client._call(self._client._schedule_document(id))
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._client._call(self._client._schedule_list())
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, browse, invocations, openapi, settling
+from resonate_web import _sdk, browse, invocations, openapi, schedules, settling
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
+    json_object,
     media_type_is_json,
     new_id,
     parse_json,
@@ -115,6 +116,10 @@ ROUTES: tuple[Route, ...] = (
     Route("resolve", "POST", "/promises/{id}/resolve", "Resolve a promise with a JSON value"),
     Route("reject", "POST", "/promises/{id}/reject", "Reject a promise with a JSON error"),
     Route("cancel_promise", "POST", "/promises/{id}/cancel", "Cancel a promise"),
+    Route("list_schedules", "GET", "/schedules", "List the schedules"),
+    Route("create_schedule", "POST", "/schedules", "Create a cron schedule"),
+    Route("get_schedule", "GET", "/schedules/{id}", "Read a schedule and its latest ticks"),
+    Route("delete_schedule", "DELETE", "/schedules/{id}", "Delete a schedule"),
 )
 
 
@@ -174,7 +179,15 @@ class Gateway:
             "resolve": functools.partial(settling.settle_promise, self, "resolve"),
             "reject": functools.partial(settling.settle_promise, self, "reject"),
             "cancel_promise": functools.partial(settling.settle_promise, self, "cancel"),
+            "list_schedules": self.list_schedules,
+            "create_schedule": self.create_schedule,
+            "get_schedule": self.get_schedule,
+            "delete_schedule": self.delete_schedule,
         }
+        #: Schedules' logic, shared with the clients (resonate_web.schedules).
+        self.schedules = schedules.Schedules(
+            runtime, bounded=self.bounded, status=self.status_document
+        )
 
     @property
     def waiting(self) -> int:
@@ -428,6 +441,44 @@ class Gateway:
             if invocations.status_of(record) == "pending":
                 yield b": keep-alive\n\n"
         yield sse_frame("status", await self.document(request.prefix, id, record, request.scope))
+
+    # ── schedules (the logic is in resonate_web.schedules) ─────────────────
+
+    @staticmethod
+    def _unscoped(request: Request) -> None:
+        """Schedules have one namespace: only a caller without an id prefix manages them."""
+        if request.scope:
+            raise Problem("forbidden", "schedules are managed by callers without an id prefix")
+
+    async def create_schedule(self, request: Request) -> Response:
+        self._unscoped(request)
+        payload = json_object(
+            request.body,
+            request.headers.get("content-type"),
+            body_limit=self.settings.body_limit,
+            max_depth=self.settings.json_depth,
+        )
+        created, stored = await self.schedules.create(self.schedules.from_json(payload))
+        doc = await self.schedules.document(stored, request.prefix)
+        if not created:
+            return Response(200, doc)
+        return Response(201, doc, headers={"Location": doc["links"]["self"]})
+
+    async def list_schedules(self, request: Request) -> Response:
+        self._unscoped(request)
+        found = await self.schedules.listing()
+        return Response(
+            200, {"schedules": [self.schedules.summary(s, request.prefix) for s in found]}
+        )
+
+    async def get_schedule(self, request: Request) -> Response:
+        self._unscoped(request)
+        return Response(200, await self.schedules.get(request.path_params["id"], request.prefix))
+
+    async def delete_schedule(self, request: Request) -> Response:
+        self._unscoped(request)
+        await self.schedules.delete(request.path_params["id"])
+        return Response(204)
 
     # ── waiting ─────────────────────────────────────────────────────────────
 

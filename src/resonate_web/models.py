@@ -96,3 +96,55 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str
+
+
+class ScheduleRequest(BaseModel):
+    """The body of ``POST /schedules``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        description="The schedule's id; each tick's invocation id is '{id}-{tick time, unix ms}'",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,241}$",
+    )
+    cron: str = Field(
+        description="Five fields (minute hour day-of-month month day-of-week), in UTC: "
+        "numbers, '*', ranges 'a-b', steps '/n' and lists 'a,b'",
+        examples=["0 * * * *"],
+    )
+    function: str = Field(description="The exposed function each tick runs")
+    args: list[Any] = Field(default=[], description="Positional arguments of every tick")
+    kwargs: dict[str, Any] = Field(default={}, description="Keyword arguments of every tick")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds each tick may take before it times out (default: the "
+        "function's timeout, else one day)",
+    )
+
+
+class ScheduleLinks(BaseModel):
+    self: str
+
+
+class ScheduleSummary(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
+
+    id: str
+    cron: str
+    function: str | None
+    args: list[Any]
+    kwargs: dict[str, Any]
+    timeout: float = Field(description="Seconds each tick may take")
+    next_runs: list[str] = Field(description="The next tick times, ISO-8601 UTC")
+    links: ScheduleLinks
+
+
+class ScheduleDocument(ScheduleSummary):
+    recent: list[StatusDocument] = Field(
+        description="The status documents of the latest ticks, newest first (at most 10)"
+    )
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleSummary]

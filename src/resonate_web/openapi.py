@@ -22,6 +22,9 @@ from resonate_web.models import (
     InvocationList,
     ProblemDetails,
     PromiseDocument,
+    ScheduleDocument,
+    ScheduleList,
+    ScheduleRequest,
     StatusDocument,
     TreeNode,
 )
@@ -36,12 +39,15 @@ _MODELS = (
     InvocationList,
     TreeNode,
     PromiseDocument,
+    ScheduleRequest,
+    ScheduleDocument,
+    ScheduleList,
 )
 
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON, id, wait or query (problem+json)",
     404: "Not found (problem+json)",
-    409: "Already settled another way (problem+json)",
+    409: "Conflict: settled another way, or a schedule with another definition (problem+json)",
     413: "Body over the size limit (problem+json)",
     415: "The body is not JSON (problem+json)",
     422: "Arguments do not bind to the function, or the id names another call (problem+json)",
@@ -400,9 +406,76 @@ def document(
             "responses": {"200": _json(Health, "The backend answers"), **_problems(503)},
         }
     }
+    paths.update(_schedule_paths(prefix, tags))
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+def _schedule_paths(prefix: str, tags: list[str]) -> dict[str, Any]:
+    """``/schedules`` and ``/schedules/{id}``."""
+    id_path = {**_ID_PATH, "description": "Schedule id"}
+    return {
+        f"{prefix}/schedules": {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_list_schedules",
+                "summary": "List the schedules",
+                "description": "Every schedule of an exposed function, by id, with its next "
+                "tick times (the latest ticks are in each schedule's own document).",
+                "responses": {"200": _json(ScheduleList, "The schedules"), **_problems(503)},
+            },
+            "post": {
+                "tags": tags,
+                "operationId": "resonate_create_schedule",
+                "summary": "Create a cron schedule",
+                "description": "Each tick runs the function as an invocation with the id "
+                "`{id}-{tick time in unix ms}`, on a worker of its group (inline functions: "
+                "in the web processes). The same definition again is 200; another one under "
+                "the same id is 409.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(ScheduleRequest)}},
+                },
+                "responses": {
+                    "200": _json(ScheduleDocument, "The same schedule existed already"),
+                    "201": {
+                        **_json(ScheduleDocument, "Created"),
+                        "headers": {
+                            "Location": {
+                                "description": "The schedule's URL",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    **_problems(400, 404, 409, 413, 415, 422, 503),
+                },
+            },
+        },
+        f"{prefix}/schedules/{{id}}": {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_get_schedule",
+                "summary": "Read a schedule and its latest ticks",
+                "parameters": [id_path],
+                "responses": {
+                    "200": _json(ScheduleDocument, "The schedule"),
+                    **_problems(400, 404, 503),
+                },
+            },
+            "delete": {
+                "tags": tags,
+                "operationId": "resonate_delete_schedule",
+                "summary": "Delete a schedule",
+                "description": "No more ticks; the ticks already fired stay as they are.",
+                "parameters": [id_path],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_problems(400, 404, 503),
+                },
+            },
+        },
     }

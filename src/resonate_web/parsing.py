@@ -132,3 +132,20 @@ def media_type_is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or ("/" in media and media.endswith("+json"))
+
+
+def json_object(
+    body: bytes, content_type: str | None, *, body_limit: int, max_depth: int
+) -> dict[str, Any]:
+    """A request body that must be a JSON object (``{}`` when empty): 413 over
+    ``body_limit``, 415 when not sent as JSON, 400 when not a JSON object."""
+    if len(body) > body_limit:
+        raise Problem("payload-too-large", f"the body exceeds the limit of {body_limit} bytes")
+    if not body:
+        return {}
+    if not media_type_is_json(content_type):
+        raise Problem("unsupported-media-type", "send the body as application/json (or +json)")
+    payload = parse_json(body, max_depth=max_depth)
+    if not isinstance(payload, dict):
+        raise Problem("invalid-json", "the body must be a JSON object")
+    return payload

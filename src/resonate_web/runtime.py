@@ -33,7 +33,7 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import RetryPolicy
 
-from resonate_web import _sdk, _search
+from resonate_web import _sdk, _search, schedules
 from resonate_web.exposure import (
     SDK_DEFAULT_RETRY_POLICY,
     DurableFn,
@@ -129,8 +129,11 @@ def build_client(
             return Resonate(network=network, sources=[source], **common)
         case "postgres":
             assert settings.url is not None
+            # Sessions in UTC: resonate-pg computes a schedule's next tick in the
+            # session's time zone.
+            conninfo = schedules.utc_sessions(settings.url)
             try:
-                network = _sdk.postgres_connection(settings.url, pid=pid, group=group)
+                network = _sdk.postgres_connection(conninfo, pid=pid, group=group)
             except ImportError:
                 raise ConfigurationError(
                     "a postgresql:// URL needs the resonate-pg connector: "
@@ -351,6 +354,8 @@ class Runtime:
         self.watch = (
             ConnectionWatch(settings.url) if settings.url and settings.backend == "http" else None
         )
+        #: Background work of the started client: declaring schedules, firing them.
+        self._chores: list[asyncio.Task[None]] = []
         self._refresh()
 
     @property
@@ -457,7 +462,16 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._client = client
         self._log_started()
+        self._chores = [asyncio.create_task(schedules.Schedules(self).declare())]
+        if self.settings.backend == "embedded":
+            # The SDK's in-process backend stores schedules but never fires them.
+            self._chores.append(asyncio.create_task(schedules.fire_embedded(self)))
         return client
+
+    async def schedules_declared(self) -> None:
+        """Wait until the schedules declared with ``expose(schedule=...)`` are stored."""
+        if self._chores:
+            await asyncio.shield(self._chores[0])
 
     def _log_started(self) -> None:
         _visible(logger)
@@ -499,6 +513,11 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the client, waiting at most ``shutdown_timeout`` seconds."""
+        chores, self._chores = self._chores, []
+        for chore in chores:
+            chore.cancel()
+        if chores:
+            await asyncio.wait(chores)
         client, self._client = self._client, None
         self._loop = None
         check, self._backend_check = self._backend_check, None
@@ -526,6 +545,7 @@ class Runtime:
         """Drop the client without stopping it (it belongs to a parent process's loop)."""
         self._client = None
         self._loop = None
+        self._chores = []
 
 
 class Portal:

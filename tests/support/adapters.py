@@ -99,6 +99,9 @@ class FlaskTestClient:
     def post(self, url: str, **kwargs: Any) -> _FlaskResponse:
         return self.request("POST", url, **kwargs)
 
+    def delete(self, url: str, **kwargs: Any) -> _FlaskResponse:
+        return self.request("DELETE", url, **kwargs)
+
     @contextmanager
     def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[_FlaskResponse]:
         response = self.request(method, url, buffered=False, **kwargs)

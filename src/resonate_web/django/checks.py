@@ -123,7 +123,9 @@ def _urls(config: dict[str, Any], settings: Any) -> list[checks.CheckMessage]:
             match = resolve(url)
         except Resolver404:  # pragma: no cover - reverse() found it
             continue
-        if match.namespace != "resonate" or match.url_name != route.name:
+        # Routes sharing a path (by method) resolve to the first one's pattern.
+        sharing = {other.name for other in ROUTES if other.path == route.path}
+        if match.namespace != "resonate" or match.url_name not in sharing:
             errors.append(
                 checks.Error(
                     f"the resonate route {route.name!r} ({url}) is answered by another URL "

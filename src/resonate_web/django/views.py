@@ -115,28 +115,42 @@ def _django_response(response: Response, stream: Any = None) -> HttpResponse:
     return out
 
 
-def sync_view(route: Route) -> Callable[..., HttpResponse]:
+#: Methods Django's CSRF check leaves alone.
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _pick(routes: dict[str, Route], request: HttpRequest) -> Route | HttpResponseNotAllowed:
+    """The route serving ``request``'s method on this path, or a 405."""
+    route = routes.get(request.method)
+    return HttpResponseNotAllowed(list(routes)) if route is None else route
+
+
+def sync_view(routes: dict[str, Route]) -> Callable[..., HttpResponse]:
+    """One view for the routes of one path, by method (``GET``/``DELETE /schedules/{id}``)."""
+
     def view(request: HttpRequest, **params: str) -> HttpResponse:
-        if request.method != route.method:
-            return HttpResponseNotAllowed([route.method])
+        route = _pick(routes, request)
+        if isinstance(route, HttpResponse):
+            return route
         st = state()
         body = _read_body(request, st) if route.method == "POST" else b""
-        if route.method == "POST" and (reason := csrf_failure(request)):
+        if route.method not in _SAFE and (reason := csrf_failure(request)):
             return _django_response(_csrf_problem(reason, request.path))
         neutral = _neutral(request, route, params, body)
         response = serve_sync(st, route, neutral, request.path, multiprocess=_multiprocess(request))
         return _django_response(response, sync_stream(st, response))
 
-    return _finish(view, route)
+    return _finish(view, routes)
 
 
-def async_view(route: Route) -> Callable[..., Any]:
+def async_view(routes: dict[str, Route]) -> Callable[..., Any]:
     async def view(request: HttpRequest, **params: str) -> HttpResponse:
-        if request.method != route.method:
-            return HttpResponseNotAllowed([route.method])
+        route = _pick(routes, request)
+        if isinstance(route, HttpResponse):
+            return route
         st = state()
         body = _read_body(request, st) if route.method == "POST" else b""
-        if route.method == "POST" and request.COOKIES:
+        if route.method not in _SAFE and request.COOKIES:
             reason = await sync_to_async(csrf_failure)(request)
             if reason:
                 return _django_response(_csrf_problem(reason, request.path))
@@ -144,13 +158,14 @@ def async_view(route: Route) -> Callable[..., Any]:
         response = await serve_async(st, route, neutral, request.path)
         return _django_response(response, async_stream(st, response))
 
-    return _finish(view, route)
+    return _finish(view, routes)
 
 
-def _finish[V: Callable[..., Any]](view: V, route: Route) -> V:
-    view.__name__ = view.__qualname__ = f"resonate_{route.name}"
-    view.__doc__ = route.summary
-    # Exempt from the CSRF middleware: POST routes run csrf_failure() themselves.
+def _finish[V: Callable[..., Any]](view: V, routes: dict[str, Route]) -> V:
+    first = next(iter(routes.values()))
+    view.__name__ = view.__qualname__ = f"resonate_{first.name}"
+    view.__doc__ = "; ".join(route.summary for route in routes.values())
+    # Exempt from the CSRF middleware: POST and DELETE routes run csrf_failure() themselves.
     view.csrf_exempt = True  # type: ignore[attr-defined]
     # A route never touches the database: no ATOMIC_REQUESTS transaction around a
     # long-poll (and Django refuses ATOMIC_REQUESTS around an async view).
@@ -194,10 +209,17 @@ def route_path(route: Route) -> str:
 
 
 def patterns() -> list[ModalPattern]:
+    """A pattern per route, named after it. Routes sharing a path (``GET`` and
+    ``DELETE /schedules/{id}``) share its views, which pick the route by method:
+    the first pattern of a path resolves every method, and each name still
+    reverses to the path."""
+    by_path: dict[str, dict[str, Route]] = {}
+    for route in ROUTES:
+        by_path.setdefault(route.path, {})[route.method] = route
     return [
         ModalPattern(
-            path(route_path(route), sync_view(route), name=route.name),
-            path(route_path(route), async_view(route), name=route.name),
+            path(route_path(route), sync_view(by_path[route.path]), name=route.name),
+            path(route_path(route), async_view(by_path[route.path]), name=route.name),
         )
         for route in ROUTES
     ]
