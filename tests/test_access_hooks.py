@@ -253,3 +253,36 @@ def test_access_settings_are_checked_when_read() -> None:
     with pytest.raises(ConfigurationError, match="RESONATE_AUTH_JWT_ALGORITHMS is required"):
         authorize_from_settings(Settings.load(environ={}, auth_jwt_key="k"))
     assert "t0ken" not in repr(Settings.load(environ={}, auth_token="t0ken", token="t0ken"))
+
+
+def test_waiters_beyond_the_limit_are_a_503_not_a_queue() -> None:
+    router = ResonateRouter(build(), settings=Settings.load(environ={}, max_waiters=2))
+    app = FastAPI()
+    app.include_router(router)
+    gateway = router.hosted.gateway
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        ):
+            started = await client.post(f"{P}/functions/slow", json={"args": [60, "x"]})
+            id = started.json()["id"]
+            held = [
+                asyncio.create_task(client.get(f"{P}/invocations/{id}?wait=30")) for _ in range(2)
+            ]
+            while gateway.waiting < 2:  # noqa: ASYNC110 - polling the gateway's own count
+                await asyncio.sleep(0.01)
+            refused = await client.get(f"{P}/invocations/{id}?wait=30")
+            assert refused.status_code == 503
+            assert refused.json()["type"] == "urn:resonate-web:problem:too-many-waiters"
+            assert refused.headers["retry-after"] == "1"
+            # Without a wait the same read is served: only waiting is limited.
+            assert (await client.get(f"{P}/invocations/{id}")).status_code == 200
+            for task in held:
+                task.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            assert gateway.waiting == 0
+
+    asyncio.run(main())
