@@ -291,3 +291,15 @@ def test_no_sdk_private_name_outside_the_seam() -> None:
         for use in _private_sdk_uses(path, private)
     ]
     assert offenders == [], "SDK internals outside resonate_web/_sdk.py: " + ", ".join(offenders)
+
+
+async def test_prune_embedded(client: Resonate) -> None:
+    id = uid()
+    assert await asyncio.wait_for(client.run(id, "leaf").result(), 10) is False
+    try:
+        forgotten = _sdk.prune_embedded(client, settled_before=2**62, keep=10**6)
+    except Exception as exc:
+        _fail("prune_embedded", exc)
+    assert forgotten >= 1
+    with pytest.raises(ServerError):
+        await _sdk.read_promise(client, id)

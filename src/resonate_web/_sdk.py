@@ -54,6 +54,7 @@ __all__ = [
     "http_connection",
     "is_workflow",
     "postgres_connection",
+    "prune_embedded",
     "read_promise",
     "release_task",
     "resolve_target",
@@ -245,6 +246,40 @@ class _EmbeddedConnection(LocalConnection):
 
 def _addressed_to(messages: Iterable[OutgoingMessage], own: str) -> list[OutgoingMessage]:
     return [m for m in messages if m.address == own or m.address.startswith("local://uni@")]
+
+
+def prune_embedded(client: Resonate, *, settled_before: int, keep: int) -> int:
+    """Forget settled root invocations of the embedded backend, with every step of
+    theirs: those settled before ``settled_before`` (unix ms), and all but the
+    ``keep`` most recently settled. Returns how many invocations were forgotten.
+
+    The SDK's in-process state machine keeps every promise and task forever and
+    scans them on each tick; this bounds what it holds.
+    """
+    network = client._network
+    if not isinstance(network, LocalConnection):
+        return 0
+    state = network.state
+    settled = sorted(
+        (
+            (p.settled_at or 0, p.id)
+            for p in state.promises.values()
+            if p.state != "pending" and p.tags.get("resonate:origin") == p.id
+        ),
+        reverse=True,
+    )
+    doomed = {id for n, (at, id) in enumerate(settled) if n >= keep or at < settled_before}
+    if not doomed:
+        return 0
+    lineage = {
+        p.id for p in state.promises.values() if p.tags.get("resonate:origin", p.id) in doomed
+    } | doomed
+    for id in lineage:
+        state.promises.pop(id, None)
+        state.tasks.pop(id, None)
+    state.p_timeouts[:] = [t for t in state.p_timeouts if t.id not in lineage]
+    state.t_timeouts[:] = [t for t in state.t_timeouts if t.id not in lineage]
+    return len(doomed)
 
 
 def embedded_connection(*, pid: str, group: str) -> LocalConnection:

@@ -396,8 +396,17 @@ class Gateway:
         id = scoped(request.scope, public)
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {public!r}")
+            raise Problem("not-found", f"no invocation with id {public!r}{self._kept()}")
         return id, record
+
+    def _kept(self) -> str:
+        """What a 404 adds on the embedded backend, which forgets settled invocations."""
+        if self.settings.backend != "embedded":
+            return ""
+        return (
+            f" (the embedded backend keeps settled invocations for "
+            f"{self.settings.embedded_retention:g}s, the {self.settings.embedded_keep} newest)"
+        )
 
     async def status_document(self, id: str, prefix: str) -> dict[str, Any]:
         """The status document of invocation ``id`` with links under ``prefix``."""

@@ -18,6 +18,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager
@@ -466,7 +467,27 @@ class Runtime:
         if self.settings.backend == "embedded":
             # The SDK's in-process backend stores schedules but never fires them.
             self._chores.append(asyncio.create_task(schedules.fire_embedded(self)))
+            self._chores.append(asyncio.create_task(self._prune_embedded()))
         return client
+
+    def prune_now(self) -> int:
+        """Forget settled invocations past the embedded backend's retention; how many."""
+        if self._client is None or self.settings.backend != "embedded":
+            return 0
+        cutoff = int((time.time() - self.settings.embedded_retention) * 1000)
+        return _sdk.prune_embedded(
+            self._client, settled_before=cutoff, keep=self.settings.embedded_keep
+        )
+
+    async def _prune_embedded(self) -> None:
+        """Keep the embedded backend to its retention (``embedded_retention`` seconds,
+        the ``embedded_keep`` newest): it keeps everything, and slows as it grows."""
+        interval = min(max(self.settings.embedded_retention / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            forgotten = self.prune_now()
+            if forgotten:
+                logger.debug("resonate-web: forgot %d settled invocation(s)", forgotten)
 
     async def schedules_declared(self) -> None:
         """Wait until the schedules declared with ``expose(schedule=...)`` are stored."""

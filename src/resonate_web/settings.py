@@ -151,6 +151,8 @@ class Settings:
     max_waiters: int = 1000
     lease_ttl: float = 15.0
     promises: PromisePolicy = "awaited"
+    embedded_retention: float = 3600.0
+    embedded_keep: int = 10_000
     auth_token: str | None = dataclasses.field(default=None, repr=False)
     auth_jwt_key: str | None = dataclasses.field(default=None, repr=False)
     auth_jwt_algorithms: tuple[str, ...] = ()
@@ -228,6 +230,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_waiters": _positive_int,
     "lease_ttl": _positive_float,
     "promises": _promise_policy,
+    "embedded_retention": _positive_float,
+    "embedded_keep": _positive_int,
     "auth_token": _opt_str,
     "auth_jwt_key": _opt_str,
     "auth_jwt_algorithms": _algorithms,
