@@ -32,7 +32,7 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, browse, invocations, openapi, settling
+from resonate_web import _sdk, browse, dashboard, invocations, openapi, settling
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
@@ -78,7 +78,8 @@ class Request:
 
 @dataclass
 class Response:
-    """A neutral HTTP response: a JSON body, or an event stream."""
+    """A neutral HTTP response: a JSON body, bytes sent as they are (the dashboard's
+    files, with their ``media_type``), or an event stream."""
 
     status: int
     body: Any = None
@@ -89,6 +90,8 @@ class Response:
     def content(self) -> bytes:
         if self.body is None and self.status == 204:
             return b""
+        if isinstance(self.body, bytes):
+            return self.body
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -115,7 +118,13 @@ ROUTES: tuple[Route, ...] = (
     Route("resolve", "POST", "/promises/{id}/resolve", "Resolve a promise with a JSON value"),
     Route("reject", "POST", "/promises/{id}/reject", "Reject a promise with a JSON error"),
     Route("cancel_promise", "POST", "/promises/{id}/cancel", "Cancel a promise"),
+    Route("feed", "GET", "/events", "Stream invocations as they start and settle", True),
+    Route("ui", "GET", "/ui", "The dashboard page"),
+    Route("ui_asset", "GET", "/ui/{asset}", "The dashboard's script and style"),
 )
+
+#: Routes that are not part of the JSON API (left out of the OpenAPI document).
+UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
 
 #: Routes served to anyone, whatever the authorize hook says.
@@ -160,6 +169,8 @@ class Gateway:
         self.settings = runtime.settings
         self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
+        #: Invocations started and settled here, for the dashboard's live list.
+        self.feed = dashboard.Feed()
         self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "list_functions": self.list_functions,
             "start": self.start,
@@ -174,6 +185,9 @@ class Gateway:
             "resolve": functools.partial(settling.settle_promise, self, "resolve"),
             "reject": functools.partial(settling.settle_promise, self, "reject"),
             "cancel_promise": functools.partial(settling.settle_promise, self, "cancel"),
+            "feed": functools.partial(dashboard.events, self),
+            "ui": functools.partial(dashboard.page, self),
+            "ui_asset": functools.partial(dashboard.asset, self),
         }
 
     @property
@@ -188,7 +202,13 @@ class Gateway:
         try:
             if self.authorize is not None and route not in PUBLIC_ROUTES:
                 resource = request.path_params.get("name") or request.path_params.get("id")
-                principal = await call_hook(self.authorize, request, route, resource)
+                try:
+                    principal = await call_hook(self.authorize, request, route, resource)
+                except Problem as refused:
+                    # The page's shell holds no data and is where a token is typed.
+                    if route not in dashboard.SHELL_ROUTES or refused.status != 401:
+                        raise
+                    principal = None
                 request = dataclasses.replace(request, principal=principal)
             return await self._handlers[route](request)
         except Problem as problem:
@@ -374,6 +394,9 @@ class Gateway:
             record = await self.read(id)
             if record is None:  # pragma: no cover - created, then gone
                 raise self._unavailable("the invocation vanished after creation")
+            if self.settings.ui:
+                self.feed.publish(id, record)
+                self.feed.watch(self, id, handle)
         self._check_replay(record, exposed, args, kwargs)
         return record, handle
 
@@ -466,7 +489,15 @@ class Gateway:
             self._waiters -= 1
         # Read back once woken: the document shows when it settled, which the
         # notification does not carry.
-        return await self.read(id) or record
+        settled = await self.read(id) or record
+        if invocations.status_of(settled) != "pending":
+            self.announce(id, settled)
+        return settled
+
+    def announce(self, id: str, record: PromiseRecord) -> None:
+        """Tell the dashboard's live list (if on) that ``id`` is now ``record``."""
+        if self.settings.ui and self.feed.subscribers:
+            self.feed.publish(id, record)
 
     # ── documents ───────────────────────────────────────────────────────────
 
