@@ -19,6 +19,7 @@ MULTIPROCESS_MODULES = {
     "test_examples",
     "test_flask_server",
     "test_real_servers",
+    "test_telemetry",
     "test_worker",
 }
 

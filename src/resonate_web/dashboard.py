@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, invocations
+from resonate_web import _sdk, invocations, telemetry
 from resonate_web.problems import Problem
 
 if TYPE_CHECKING:
@@ -119,13 +119,19 @@ class Feed:
             self._subscribers.discard(queue)
 
     def watch(self, gw: Gateway, id: str, handle: ResonateHandle[Any]) -> None:
-        """Publish ``id`` once it settles (the SDK's notification, then a read)."""
+        """Publish ``id`` once it settles (the SDK's notification, then a read), and
+        count it in the settled metric."""
 
         async def watcher() -> None:
             with contextlib.suppress(Exception):
                 await _sdk.settled(handle)
                 record = await gw.read(id)
-                if record is not None:
+                if record is None:
+                    return
+                telemetry.count_settled(
+                    invocations.function_of(record) or "", invocations.status_of(record)
+                )
+                if gw.settings.ui:
                     self.publish(id, record)
 
         task = asyncio.get_running_loop().create_task(watcher())

@@ -32,7 +32,7 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, browse, dashboard, invocations, openapi, settling
+from resonate_web import _sdk, browse, dashboard, invocations, openapi, settling, telemetry
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
@@ -123,6 +123,8 @@ ROUTES: tuple[Route, ...] = (
     Route("ui_asset", "GET", "/ui/{asset}", "The dashboard's script and style"),
 )
 
+_BY_NAME = {route.name: route for route in ROUTES}
+
 #: Routes that are not part of the JSON API (left out of the OpenAPI document).
 UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
@@ -171,6 +173,7 @@ class Gateway:
         self._waiters = 0
         #: Invocations started and settled here, for the dashboard's live list.
         self.feed = dashboard.Feed()
+        telemetry.watch_waiting(self)
         self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "list_functions": self.list_functions,
             "start": self.start,
@@ -198,7 +201,21 @@ class Gateway:
     # ── dispatch ────────────────────────────────────────────────────────────
 
     async def handle(self, route: str, request: Request, instance: str) -> Response:
-        """Run route ``route``; every contract error becomes a problem response."""
+        """Run route ``route``; every contract error becomes a problem response.
+
+        With OpenTelemetry, in a span of its own (see :mod:`resonate_web.telemetry`)."""
+        with telemetry.route_span(
+            route,
+            request.method,
+            _BY_NAME[route].path,
+            id=request.path_params.get("id"),
+            function=request.path_params.get("name"),
+        ) as span:
+            response = await self._handle(route, request, instance)
+            telemetry.finish(span, response.status)
+            return response
+
+    async def _handle(self, route: str, request: Request, instance: str) -> Response:
         try:
             if self.authorize is not None and route not in PUBLIC_ROUTES:
                 resource = request.path_params.get("name") or request.path_params.get("id")
@@ -394,8 +411,11 @@ class Gateway:
             record = await self.read(id)
             if record is None:  # pragma: no cover - created, then gone
                 raise self._unavailable("the invocation vanished after creation")
+            telemetry.annotate(id=id, function=exposed.name)
+            telemetry.count_started(exposed.name)
             if self.settings.ui:
                 self.feed.publish(id, record)
+            if self.settings.ui or telemetry.counting():
                 self.feed.watch(self, id, handle)
         self._check_replay(record, exposed, args, kwargs)
         return record, handle

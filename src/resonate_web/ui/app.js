@@ -194,6 +194,8 @@
   function upsert(doc) {
     const list = $("invocations");
     const existing = list.querySelector('li[data-id="' + CSS.escape(doc.id) + '"]');
+    // Answers and pushed events may cross: a settled invocation never turns pending again.
+    if (existing && doc.status === "pending" && existing.dataset.status !== "pending") return;
     if (!matches(doc)) {
       if (existing) existing.remove();
     } else if (existing) {
@@ -336,6 +338,7 @@
     try {
       const doc = await api("/invocations/" + enc(id));
       if (id !== shownId) return;
+      upsert(doc);
       render(doc);
       loadTree(id);
       if (doc.status === "pending") watch(id);
