@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -174,3 +175,28 @@ def test_invocation_filter_outside_and_inside() -> None:
     with telemetry.invocation("inv-1"):
         telemetry.InvocationFilter().filter(record)
     assert record.invocation_id == "inv-1"
+
+
+def test_the_console_set_up_in_the_docs_runs_as_written(tmp_path: Path) -> None:
+    text = (procs.ROOT / "docs" / "observability.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    (tmp_path / "otel_app.py").write_text(block)
+    log = tmp_path / "out.log"
+    id = "docs-otel-" + uuid.uuid4().hex[:8]
+    with procs.uvicorn("otel_app:app", cwd=tmp_path, log=log) as base:
+        resp = httpx.post(
+            f"{base}/resonate/functions/add",
+            params={"id": id, "wait": "20"},
+            json={"args": [1, 2]},
+            timeout=40,
+        )
+        assert resp.json()["result"] == 3
+    out = log.read_text()  # the server has stopped: its spans are flushed
+    assert f"[{id}] orders: adding 1 and 2" in out
+    traces = {
+        name: re.search(rf'"name": "{re.escape(name)}",\s*"context": {{\s*"trace_id": "(\w+)"', out)
+        for name in ("resonate.function add", "resonate POST /functions/{name}")
+    }
+    assert all(traces.values()), out[-2000:]
+    ids = {match.group(1) for match in traces.values() if match}
+    assert len(ids) == 1
