@@ -38,10 +38,18 @@
     return body;
   }
 
+  // Django checks a POST that carries cookies (a logged-in session) for its CSRF token.
+  function csrfToken() {
+    const match = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
   function post(path, payload) {
-    const opts = { method: "POST" };
+    const opts = { method: "POST", headers: {} };
+    const csrf = csrfToken();
+    if (csrf) opts.headers["X-CSRFToken"] = csrf;
     if (payload !== undefined) {
-      opts.headers = { "Content-Type": "application/json" };
+      opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(payload);
     }
     return api(path, opts);
