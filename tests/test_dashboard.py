@@ -182,3 +182,19 @@ def test_with_a_token(page: Any) -> None:
         page.reload()
         expect(page.locator("#live")).to_have_text("live")
         expect(dialog).to_be_hidden()
+
+
+@pytest.mark.parametrize("kind", ["flask-gunicorn", "django-uvicorn"])
+def test_the_other_adapters_serve_a_working_page(kind: str, page: Any) -> None:
+    from tests.support import servers
+
+    with servers.SERVERS[kind](env={"RESONATE_UI": "1"}) as base:
+        page.goto(f"{base}/resonate/ui")
+        expect(page.locator("#live")).to_have_text("live")
+        id = "ui-" + kind + "-" + uuid.uuid4().hex[:8]
+        start_from_form(page, "approval", '{"args": ["go"]}', id)
+        awaited = page.locator("#awaiting-list li")
+        expect(awaited).to_have_count(1)
+        awaited.locator("button.approve").click()
+        expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
+        expect(row(page, id)).to_have_attribute("data-status", "resolved")
