@@ -10,6 +10,7 @@ from tests.support import postgres, procs
 
 #: Modules whose every test starts real processes (marked ``multiprocess``).
 MULTIPROCESS_MODULES = {
+    "test_dashboard",
     "test_deployment_docs",
     "test_devserver",
     "test_distributed",

@@ -182,13 +182,15 @@ def test_with_a_token(page: Any) -> None:
         page.reload()
         expect(page.locator("#live")).to_have_text("live")
         expect(dialog).to_be_hidden()
+        page.close()  # its streams end now, so the server stops without waiting for them
 
 
 @pytest.mark.parametrize("kind", ["flask-gunicorn", "django-uvicorn"])
 def test_the_other_adapters_serve_a_working_page(kind: str, page: Any) -> None:
     from tests.support import servers
 
-    with servers.SERVERS[kind](env={"RESONATE_UI": "1"}) as base:
+    # A short keep-alive: a sync server's thread notices a closed page at its next write.
+    with servers.SERVERS[kind](env={"RESONATE_UI": "1", "RESONATE_KEEPALIVE": "1"}) as base:
         page.goto(f"{base}/resonate/ui")
         expect(page.locator("#live")).to_have_text("live")
         id = "ui-" + kind + "-" + uuid.uuid4().hex[:8]
@@ -198,3 +200,4 @@ def test_the_other_adapters_serve_a_working_page(kind: str, page: Any) -> None:
         awaited.locator("button.approve").click()
         expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
         expect(row(page, id)).to_have_attribute("data-status", "resolved")
+        page.close()  # its streams end now, so the server stops without waiting for them
