@@ -120,7 +120,7 @@ def test_a_failing_function_marks_its_span(deployment: Deployment) -> None:
     assert work["status"] == "ERROR"
 
 
-def test_the_functions_log_records_carry_the_invocation_id(deployment: Deployment) -> None:
+def test_log_records_carry_the_invocation_id(deployment: Deployment) -> None:
     id = "traced-log-" + uuid.uuid4().hex[:10]
     call(deployment.base, "greet", ["grace"], id)
     log = deployment.dir / f"log-{deployment.worker_pid}.txt"
@@ -128,6 +128,12 @@ def test_the_functions_log_records_carry_the_invocation_id(deployment: Deploymen
         "log line",
         lambda: log.exists() and f"{id} traced greeting grace" in log.read_text(),
     )
+    # In the gateway, a record logged while a route about the invocation runs.
+    httpx.get(f"{deployment.base}/resonate/invocations/{id}").raise_for_status()
+    httpx.get(f"{deployment.base}/resonate/functions").raise_for_status()
+    gateway_log = (deployment.dir / f"log-{deployment.gateway_pid}.txt").read_text()
+    assert f"{id} traced request status" in gateway_log
+    assert "- traced request list_functions" in gateway_log  # about no invocation
 
 
 def test_counters_of_started_and_settled(deployment: Deployment) -> None:

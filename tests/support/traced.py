@@ -129,13 +129,18 @@ def greet(ctx: Context, name: str) -> str:
 functions.expose(example.fail, retry_policy=Never())
 
 
+def audit(request: Any, action: str, resource: str | None) -> None:
+    """An authorize hook that lets everyone in and logs each request (in the request)."""
+    logging.getLogger("traced").info("request %s", action)
+
+
 def _app() -> Any:
     from fastapi import FastAPI
 
     from resonate_web.fastapi import ResonateRouter
 
     app = FastAPI()
-    app.include_router(ResonateRouter(functions))
+    app.include_router(ResonateRouter(functions, authorize=audit))
     return app
 
 
