@@ -30,12 +30,12 @@ def test_page_and_files_as_they_are(adapter: str) -> None:
     with ADAPTERS[adapter](ui=True) as client:
         page = client.get(f"{P}/ui")
         assert page.status_code == 200
-        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
         assert f'src="{P}/ui/app.js"' in page.text
         assert '"prefix":"/resonate"'.replace('"', "&quot;") in page.text
         script = client.get(f"{P}/ui/app.js")
         assert script.status_code == 200
-        assert script.headers["content-type"].startswith("text/javascript")
+        assert script.headers["content-type"] == "text/javascript; charset=utf-8"
         assert "sessionStorage" in script.text and not script.text.startswith('"')
         style = client.get(f"{P}/ui/app.css")
         assert style.headers["content-type"].startswith("text/css")
