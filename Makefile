@@ -25,7 +25,7 @@ $(PY):
 # Everything: every adapter, Postgres, and the tools the tests and checks use.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[fastapi,flask,django,pg,jwt,dev]'
+	$(PY) -m pip install -q -e '.[fastapi,flask,django,pg,jwt,otel,dev]'
 	@touch $@ $(VENV)/.demo
 
 # Only what the demo serves with: the package and its FastAPI extra.

@@ -10,6 +10,7 @@ from tests.support import postgres, procs
 
 #: Modules whose every test starts real processes (marked ``multiprocess``).
 MULTIPROCESS_MODULES = {
+    "test_dashboard",
     "test_deployment_docs",
     "test_devserver",
     "test_distributed",
@@ -20,6 +21,7 @@ MULTIPROCESS_MODULES = {
     "test_examples",
     "test_flask_server",
     "test_real_servers",
+    "test_telemetry",
     "test_worker",
 }
 

@@ -12,7 +12,8 @@ from functions import functions
 from resonate_web.fastapi import ResonateDep, ResonateRouter
 
 app = FastAPI(title="resonate-web example")
-app.include_router(ResonateRouter(functions))
+# ui=True: the dashboard at /resonate/ui.
+app.include_router(ResonateRouter(functions, ui=True))
 
 
 @app.get("/hello/{name}")

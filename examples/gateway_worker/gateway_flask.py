@@ -16,7 +16,8 @@ from functions import functions
 
 from resonate_web.flask import Resonate
 
-resonate = Resonate(functions=functions)
+# ui=True: the dashboard at /resonate/ui.
+resonate = Resonate(functions=functions, ui=True)
 
 
 def create_app() -> Flask:

@@ -38,6 +38,12 @@ OWNER_TAG = "resonate-web:owner"
 #: The prefix of the caller whose invocation is being started: the SDK creates the
 #: promise in a task it spawns from the start call, which inherits this context.
 _OWNER: contextvars.ContextVar[str] = contextvars.ContextVar("resonate_web_owner", default="")
+#: The W3C traceparent of the request starting the invocation (see resonate_web.telemetry).
+_TRACEPARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "resonate_web_traceparent", default=None
+)
+#: On a root invocation started within a traced request: the request's traceparent.
+TRACEPARENT_TAG = "resonate-web:traceparent"
 
 
 @contextlib.contextmanager
@@ -48,6 +54,16 @@ def owned_by(owner: str) -> Iterator[None]:
         yield
     finally:
         _OWNER.reset(token)
+
+
+@contextlib.contextmanager
+def traced(traceparent: str | None) -> Iterator[None]:
+    """Root invocations started within carry :data:`TRACEPARENT_TAG` ``traceparent``."""
+    token = _TRACEPARENT.set(traceparent)
+    try:
+        yield
+    finally:
+        _TRACEPARENT.reset(token)
 
 
 #: The backend states a search may filter on.
@@ -105,6 +121,9 @@ def tag_root_create(request: str) -> str:
     owner = _OWNER.get()
     if owner:
         tags.setdefault(OWNER_TAG, owner)
+    traceparent = _TRACEPARENT.get()
+    if traceparent:
+        tags.setdefault(TRACEPARENT_TAG, traceparent)
     func = _function_of(create.get("param"))
     if func is not None:
         tags.setdefault(FUNCTION_TAG, func)

@@ -32,7 +32,16 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, browse, invocations, openapi, schedules, settling
+from resonate_web import (
+    _sdk,
+    browse,
+    dashboard,
+    invocations,
+    openapi,
+    schedules,
+    settling,
+    telemetry,
+)
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
@@ -79,7 +88,8 @@ class Request:
 
 @dataclass
 class Response:
-    """A neutral HTTP response: a JSON body, or an event stream."""
+    """A neutral HTTP response: a JSON body, bytes sent as they are (the dashboard's
+    files, with their ``media_type``), or an event stream."""
 
     status: int
     body: Any = None
@@ -90,6 +100,8 @@ class Response:
     def content(self) -> bytes:
         if self.body is None and self.status == 204:
             return b""
+        if isinstance(self.body, bytes):
+            return self.body
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -120,7 +132,15 @@ ROUTES: tuple[Route, ...] = (
     Route("create_schedule", "POST", "/schedules", "Create a cron schedule"),
     Route("get_schedule", "GET", "/schedules/{id}", "Read a schedule and its latest ticks"),
     Route("delete_schedule", "DELETE", "/schedules/{id}", "Delete a schedule"),
+    Route("feed", "GET", "/events", "Stream invocations as they start and settle", True),
+    Route("ui", "GET", "/ui", "The dashboard page"),
+    Route("ui_asset", "GET", "/ui/{asset}", "The dashboard's script and style"),
 )
+
+_BY_NAME = {route.name: route for route in ROUTES}
+
+#: Routes that are not part of the JSON API (left out of the OpenAPI document).
+UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
 
 #: Routes served to anyone, whatever the authorize hook says.
@@ -165,6 +185,9 @@ class Gateway:
         self.settings = runtime.settings
         self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
+        #: Invocations started and settled here, for the dashboard's live list.
+        self.feed = dashboard.Feed()
+        telemetry.watch_waiting(self)
         self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "list_functions": self.list_functions,
             "start": self.start,
@@ -183,6 +206,9 @@ class Gateway:
             "create_schedule": self.create_schedule,
             "get_schedule": self.get_schedule,
             "delete_schedule": self.delete_schedule,
+            "feed": functools.partial(dashboard.events, self),
+            "ui": functools.partial(dashboard.page, self),
+            "ui_asset": functools.partial(dashboard.asset, self),
         }
         #: Schedules' logic, shared with the clients (resonate_web.schedules).
         self.schedules = schedules.Schedules(
@@ -197,11 +223,31 @@ class Gateway:
     # ── dispatch ────────────────────────────────────────────────────────────
 
     async def handle(self, route: str, request: Request, instance: str) -> Response:
-        """Run route ``route``; every contract error becomes a problem response."""
+        """Run route ``route``; every contract error becomes a problem response.
+
+        With OpenTelemetry, in a span of its own (see :mod:`resonate_web.telemetry`)."""
+        with telemetry.route_span(
+            route,
+            request.method,
+            _BY_NAME[route].path,
+            id=request.path_params.get("id"),
+            function=request.path_params.get("name"),
+        ) as span:
+            response = await self._handle(route, request, instance)
+            telemetry.finish(span, response.status)
+            return response
+
+    async def _handle(self, route: str, request: Request, instance: str) -> Response:
         try:
             if self.authorize is not None and route not in PUBLIC_ROUTES:
                 resource = request.path_params.get("name") or request.path_params.get("id")
-                principal = await call_hook(self.authorize, request, route, resource)
+                try:
+                    principal = await call_hook(self.authorize, request, route, resource)
+                except Problem as refused:
+                    # The page's shell holds no data and is where a token is typed.
+                    if route not in dashboard.SHELL_ROUTES or refused.status != 401:
+                        raise
+                    principal = None
                 request = dataclasses.replace(request, principal=principal)
             return await self._handlers[route](request)
         except Problem as problem:
@@ -387,6 +433,12 @@ class Gateway:
             record = await self.read(id)
             if record is None:  # pragma: no cover - created, then gone
                 raise self._unavailable("the invocation vanished after creation")
+            telemetry.annotate(id=id, function=exposed.name)
+            telemetry.count_started(exposed.name)
+            if self.settings.ui:
+                self.feed.publish(id, record)
+            if self.settings.ui or telemetry.counting():
+                self.feed.watch(self, id, handle)
         self._check_replay(record, exposed, args, kwargs)
         return record, handle
 
@@ -526,7 +578,15 @@ class Gateway:
             self._waiters -= 1
         # Read back once woken: the document shows when it settled, which the
         # notification does not carry.
-        return await self.read(id) or record
+        settled = await self.read(id) or record
+        if invocations.status_of(settled) != "pending":
+            self.announce(id, settled)
+        return settled
+
+    def announce(self, id: str, record: PromiseRecord) -> None:
+        """Tell the dashboard's live list (if on) that ``id`` is now ``record``."""
+        if self.settings.ui and self.feed.subscribers:
+            self.feed.publish(id, record)
 
     # ── documents ───────────────────────────────────────────────────────────
 

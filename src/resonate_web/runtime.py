@@ -34,7 +34,7 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import RetryPolicy
 
-from resonate_web import _sdk, _search, schedules
+from resonate_web import _sdk, _search, schedules, telemetry
 from resonate_web.exposure import (
     SDK_DEFAULT_RETRY_POLICY,
     DurableFn,
@@ -235,7 +235,20 @@ def _check_result(name: str, value: Any) -> None:
         ) from None
 
 
-def observed(name: str, fn: DurableFn, policy: RetryPolicy) -> DurableFn:
+async def _traceparent_of(client: Resonate | None, origin: str) -> str | None:
+    """The traceparent the request that started invocation ``origin`` left in its tags."""
+    if client is None or not telemetry.active():
+        return None
+    try:
+        record = await _sdk.read_promise(client, origin)
+    except Exception:  # a trace is not worth failing the function for
+        return None
+    return record.tags.get(_search.TRACEPARENT_TAG)
+
+
+def observed(
+    name: str, fn: DurableFn, policy: RetryPolicy, client: Resonate | None = None
+) -> DurableFn:
     """``fn`` (async) logging each failed attempt at WARNING, with its traceback.
 
     The SDK retries a failing function silently (by default 30 times, the
@@ -244,19 +257,29 @@ def observed(name: str, fn: DurableFn, policy: RetryPolicy) -> DurableFn:
     the attempt and what happens next. A result that cannot be stored as JSON
     is the function's failure, never retried (the SDK would otherwise hand the
     task back and have it run again, forever).
+
+    Each attempt runs in a span (with OpenTelemetry configured) whose parent is
+    the request that started the invocation, and its log records carry the
+    invocation id (:class:`~resonate_web.telemetry.InvocationFilter`).
     """
     attempts: dict[str, int] = {}
 
     @functools.wraps(fn)
     async def run(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        with telemetry.invocation(ctx.info.id):
+            return await attempt_once(ctx, *args, **kwargs)
+
+    async def attempt_once(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         id = ctx.info.id
         attempt = attempts.get(id, 0) + 1
         attempts[id] = attempt
         retrying = False
         _FINAL.set(False)
+        parent = await _traceparent_of(client, ctx.info.origin_id)
         try:
-            result = await fn(ctx, *args, **kwargs)
-            _check_result(name, result)
+            with telemetry.function_span(name, id, ctx.info.origin_id, attempt, parent):
+                result = await fn(ctx, *args, **kwargs)
+                _check_result(name, result)
             return result
         except Exception as exc:
             final = _FINAL.get() or _sdk.is_workflow(ctx)
@@ -383,7 +406,7 @@ class Runtime:
             assert exp.fn is not None
             fn = self._wrap(exp.fn) if self._wrap else exp.fn
             policy = exp.retry_policy or SDK_DEFAULT_RETRY_POLICY
-            fn = observed(exp.name, in_thread(fn), policy)
+            fn = observed(exp.name, in_thread(fn), policy, client)
             client.register(fn, name=exp.name, version=exp.version, retry_policy=FinalAware(policy))
             self._registered.add(key)
         self._backend_check: asyncio.Task[None] | None = None
@@ -434,7 +457,7 @@ class Runtime:
         background (``await handle.id()`` confirms it), tagged with ``owner``
         (the caller's id prefix) so listings find it.
         """
-        with _search.owned_by(owner):
+        with _search.owned_by(owner), _search.traced(telemetry.traceparent()):
             return self._launch(exposed, id, args, kwargs)
 
     def _launch(

@@ -159,6 +159,7 @@ class Settings:
     auth_jwt_audience: str | None = None
     auth_jwt_issuer: str | None = None
     keepalive: float = 15.0
+    ui: bool = False
 
     @property
     def display_url(self) -> str:
@@ -238,6 +239,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "auth_jwt_audience": _opt_str,
     "auth_jwt_issuer": _opt_str,
     "keepalive": _positive_float,
+    "ui": _bool,
 }
 
 SETTING_NAMES = frozenset(_PARSERS)

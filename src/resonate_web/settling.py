@@ -144,6 +144,7 @@ async def settle(gw: Gateway, id: str, action: Action, data: Any) -> PromiseReco
     record = await gw.read(id)
     if record is None:  # pragma: no cover - settled, then gone
         raise Problem("not-found", f"no promise with id {id!r}")
+    gw.announce(id, record)
     return record
 
 

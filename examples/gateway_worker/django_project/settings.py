@@ -25,4 +25,5 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DI
 USE_TZ = True
 
 # The rest (URL, TARGET, WAIT_CAP, ...) may come from RESONATE_* variables too.
-RESONATE = {"FUNCTIONS": ["functions"]}
+# UI: the dashboard at /resonate/ui.
+RESONATE = {"FUNCTIONS": ["functions"], "UI": True}

@@ -24,7 +24,7 @@ from resonate_web.django import conf
 from resonate_web.gateway import ROUTES
 from resonate_web.settings import SETTING_NAMES, ConfigurationError, Settings
 
-_SAMPLE = {"name": "resonate-check", "id": "resonate-check"}
+_SAMPLE = {"name": "resonate-check", "id": "resonate-check", "asset": "app.js"}
 
 
 def check_resonate(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -30,7 +30,7 @@ from resonate_web._adapter import async_stream, neutral_request, read_capped, se
 from resonate_web.auth import Authorize, Principal
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import PUBLIC_ROUTES, ROUTES, Route, problem_response
+from resonate_web.gateway import PUBLIC_ROUTES, ROUTES, UI_ROUTES, Route, problem_response
 from resonate_web.problems import Problem, Slug
 from resonate_web.settings import Settings
 
@@ -93,7 +93,7 @@ class ResonateRouter(APIRouter):
                 methods=[route.method],
                 name=f"resonate_{route.name}",
                 operation_id=f"resonate_{route.name}",
-                include_in_schema=route.name != "openapi",
+                include_in_schema=route.name != "openapi" and route.name not in UI_ROUTES,
             )
 
     @asynccontextmanager

@@ -188,11 +188,15 @@ def _view(route: Route) -> Callable[..., FlaskResponse]:
         )
         response = serve_sync(state, route, neutral, path, multiprocess=_multiprocess())
         stream = sync_stream(state, response)
+        # A media type with parameters (the dashboard's "; charset=utf-8") is the whole
+        # header; to a bare one Werkzeug adds the charset itself where it belongs.
+        whole = ";" in response.media_type
         return FlaskResponse(
             response.content() if stream is None else stream,
             status=response.status,
             headers=response.headers,
-            mimetype=response.media_type,
+            mimetype=None if whole else response.media_type,
+            content_type=response.media_type if whole else None,
         )
 
     view.__name__ = f"resonate_{route.name}"

@@ -1,0 +1,411 @@
+// The Resonate dashboard: plain JavaScript over the gateway's JSON routes.
+// Live updates come from event streams (read with fetch, so the token can be
+// sent as a header); nothing polls.
+"use strict";
+(() => {
+  const config = JSON.parse(document.body.dataset.config);
+  const prefix = config.prefix;
+  const TOKEN_KEY = "resonate-web-token";
+  const $ = (id) => document.getElementById(id);
+  let token = sessionStorage.getItem(TOKEN_KEY) || "";
+  let functions = [];
+  let detailStream = null;
+  let shownId = null;
+
+  class Refused extends Error {}
+
+  // ── HTTP ──────────────────────────────────────────────────────────────────
+
+  function headers(extra) {
+    const h = Object.assign({ Accept: "application/json" }, extra || {});
+    if (token) h.Authorization = "Bearer " + token;
+    return h;
+  }
+
+  async function api(path, options) {
+    const opts = options || {};
+    const resp = await fetch(prefix + path, Object.assign({}, opts, { headers: headers(opts.headers) }));
+    if (resp.status === 401) {
+      askToken(token ? "That token was refused. Enter another." : null);
+      throw new Refused("unauthorized");
+    }
+    const text = await resp.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    if (!resp.ok) {
+      throw new Error((body && (body.detail || body.title)) || resp.status + " " + resp.statusText);
+    }
+    return body;
+  }
+
+  // Django checks a POST that carries cookies (a logged-in session) for its CSRF token.
+  function csrfToken() {
+    const match = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  function post(path, payload) {
+    const opts = { method: "POST", headers: {} };
+    const csrf = csrfToken();
+    if (csrf) opts.headers["X-CSRFToken"] = csrf;
+    if (payload !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(payload);
+    }
+    return api(path, opts);
+  }
+
+  // Read a server-sent event stream; onOpen runs once the server has subscribed us.
+  async function stream(path, onEvent, signal, onOpen) {
+    const resp = await fetch(prefix + path, { headers: headers({ Accept: "text/event-stream" }), signal });
+    if (resp.status === 401) {
+      askToken(null);
+      throw new Refused("unauthorized");
+    }
+    if (!resp.ok || !resp.body) throw new Error(resp.status + " " + resp.statusText);
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let opened = false;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      if (!opened) { opened = true; if (onOpen) onOpen(); }
+      buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of frame.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+      }
+    }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // ── token ─────────────────────────────────────────────────────────────────
+
+  function askToken(why) {
+    const dialog = $("token-dialog");
+    if (why) $("token-why").textContent = why;
+    $("token-button").hidden = false;
+    if (!dialog.open) dialog.showModal();
+  }
+
+  $("token-form").addEventListener("submit", () => {
+    token = $("token-input").value.trim();
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("token-input").value = "";
+    boot();
+  });
+  $("token-button").addEventListener("click", () => askToken(null));
+
+  // ── helpers ───────────────────────────────────────────────────────────────
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  const badge = (status) => el("span", { class: "badge " + status }, status);
+  const enc = encodeURIComponent;
+
+  function duration(created, settled) {
+    if (!created || !settled) return null;
+    const ms = Date.parse(settled) - Date.parse(created);
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    return Math.round(ms / 60000) + " min";
+  }
+
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+  // ── functions and the start form ──────────────────────────────────────────
+
+  async function loadFunctions() {
+    const body = await api("/functions");
+    functions = body.functions;
+    const select = $("start-function");
+    const filter = $("filter-function");
+    select.replaceChildren();
+    filter.replaceChildren(el("option", { value: "" }, "any"));
+    for (const fn of functions) {
+      select.append(el("option", { value: fn.name }, fn.name));
+      filter.append(el("option", { value: fn.name }, fn.name));
+    }
+    describeFunction();
+  }
+
+  function describeFunction() {
+    const fn = functions.find((f) => f.name === $("start-function").value);
+    const names = fn && fn.parameters && fn.parameters.properties ? Object.keys(fn.parameters.properties) : [];
+    const doc = fn && fn.description ? fn.description : "";
+    $("start-doc").textContent = [doc, names.length ? "Parameters: " + names.join(", ") : ""]
+      .filter(Boolean).join(" — ");
+  }
+
+  $("start-function").addEventListener("change", describeFunction);
+
+  $("start-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("start-error").textContent = "";
+    let payload;
+    try {
+      payload = JSON.parse($("start-args").value || "{}");
+    } catch (e) {
+      $("start-error").textContent = "The arguments are not JSON: " + e.message;
+      return;
+    }
+    const name = $("start-function").value;
+    const id = $("start-id").value.trim();
+    try {
+      const doc = await post("/functions/" + enc(name) + (id ? "?id=" + enc(id) : ""), payload);
+      upsert(doc);
+      $("start-id").value = "";
+      location.hash = "#/invocations/" + enc(doc.id);
+    } catch (e) {
+      if (!(e instanceof Refused)) $("start-error").textContent = e.message;
+    }
+  });
+
+  // ── the list ──────────────────────────────────────────────────────────────
+
+  function matches(doc) {
+    const fn = $("filter-function").value;
+    const status = $("filter-status").value;
+    return (!fn || doc.function === fn) && (!status || doc.status === status);
+  }
+
+  function row(doc) {
+    return el("li", { "data-id": doc.id, "data-status": doc.status, class: doc.id === shownId ? "current" : "" },
+      el("a", { href: "#/invocations/" + enc(doc.id) },
+        el("span", { class: "name" }, doc.function || "?"),
+        el("code", { class: "id" }, doc.id),
+        badge(doc.status),
+        el("time", { datetime: doc.created_at || "" }, when(doc.created_at))));
+  }
+
+  function upsert(doc) {
+    const list = $("invocations");
+    const existing = list.querySelector('li[data-id="' + CSS.escape(doc.id) + '"]');
+    // Answers and pushed events may cross: a settled invocation never turns pending again.
+    if (existing && doc.status === "pending" && existing.dataset.status !== "pending") return;
+    if (!matches(doc)) {
+      if (existing) existing.remove();
+    } else if (existing) {
+      existing.replaceWith(row(doc));
+    } else {
+      list.prepend(row(doc));
+    }
+    $("list-empty").hidden = list.children.length > 0;
+    if (doc.id === shownId) render(doc);
+  }
+
+  async function loadList() {
+    const query = new URLSearchParams({ limit: "50" });
+    if ($("filter-function").value) query.set("function", $("filter-function").value);
+    if ($("filter-status").value) query.set("status", $("filter-status").value);
+    try {
+      const body = await api("/invocations?" + query);
+      $("invocations").replaceChildren(...body.invocations.map(row));
+      $("list-empty").hidden = body.invocations.length > 0;
+      $("list-error").textContent = "";
+    } catch (e) {
+      if (!(e instanceof Refused)) $("list-error").textContent = e.message;
+    }
+  }
+
+  $("filter-function").addEventListener("change", loadList);
+  $("filter-status").addEventListener("change", loadList);
+
+  let following = false;
+  async function follow() {
+    if (following) return;
+    following = true;
+    try {
+      for (;;) {
+        try {
+          await stream("/events", (event, doc) => {
+            if (event === "invocation") upsert(doc);
+          }, undefined, () => { setLive(true); loadList(); });
+        } catch (e) {
+          if (e instanceof Refused) return;
+        }
+        setLive(false);
+        await sleep(2000); // the stream ended (a restart, a proxy): reconnect
+      }
+    } finally {
+      following = false;
+      setLive(false);
+    }
+  }
+
+  function setLive(on) {
+    $("live").textContent = on ? "live" : "offline";
+    $("live").classList.toggle("on", on);
+  }
+
+  // ── one invocation ────────────────────────────────────────────────────────
+
+  function render(doc) {
+    $("detail-panel").hidden = false;
+    $("detail-id").textContent = doc.id;
+    const facts = [
+      ["Function", doc.function],
+      ["Status", badge(doc.status)],
+      ["Created", when(doc.created_at)],
+      ["Settled", when(doc.settled_at)],
+      ["Duration", duration(doc.created_at, doc.settled_at)],
+    ];
+    $("detail-facts").replaceChildren(...facts.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    const error = $("detail-error");
+    error.hidden = !doc.error;
+    if (doc.error) {
+      error.replaceChildren(el("strong", {}, doc.error.type + ": "), el("span", { class: "message" }, doc.error.message));
+    }
+    $("detail-result").hidden = !("result" in doc);
+    if ("result" in doc) $("detail-result-value").textContent = JSON.stringify(doc.result, null, 2);
+    const awaiting = doc.awaiting || [];
+    $("detail-awaiting").hidden = awaiting.length === 0;
+    $("awaiting-list").replaceChildren(...awaiting.map(promiseItem));
+    $("cancel-button").hidden = doc.status !== "pending";
+  }
+
+  function promiseItem(id) {
+    const value = el("textarea", { rows: "1", spellcheck: "false", "aria-label": "Value for " + id }, "true");
+    const problem = el("span", { class: "error" });
+    const settle = (action) => async () => {
+      problem.textContent = "";
+      let payload;
+      try {
+        payload = action === "resolve" ? { value: JSON.parse(value.value) } : { error: { message: value.value } };
+      } catch (e) {
+        problem.textContent = "Not JSON: " + e.message;
+        return;
+      }
+      try {
+        await post("/promises/" + enc(id) + "/" + action, payload);
+        if (shownId) await loadTree(shownId);
+      } catch (e) {
+        if (!(e instanceof Refused)) problem.textContent = e.message;
+      }
+    };
+    return el("li", { "data-promise": id },
+      el("code", {}, id),
+      value,
+      el("span", { class: "actions" },
+        el("button", { type: "button", class: "approve", onclick: settle("resolve") }, "Approve"),
+        el("button", { type: "button", class: "danger reject", onclick: settle("reject") }, "Reject")),
+      problem);
+  }
+
+  function node(step) {
+    const label = el("span", { class: "step" },
+      el("span", { class: "kind" }, step.kind),
+      el("span", { class: "name" }, step.function || step.id),
+      badge(step.status),
+      el("span", { class: "took" }, duration(step.created_at, step.settled_at) || ""));
+    if (!step.children || step.children.length === 0) return el("div", { class: "leaf" }, label);
+    return el("details", { open: "" }, el("summary", {}, label), ...step.children.map(node));
+  }
+
+  async function loadTree(id) {
+    try {
+      const tree = await api("/invocations/" + enc(id) + "/tree");
+      if (id === shownId) $("tree").replaceChildren(node(tree));
+    } catch (e) {
+      if (!(e instanceof Refused)) $("detail-problem").textContent = e.message;
+    }
+  }
+
+  async function show(id) {
+    if (detailStream) detailStream.abort();
+    detailStream = null;
+    shownId = id;
+    $("detail-problem").textContent = "";
+    $("tree").replaceChildren();
+    for (const li of $("invocations").children) li.classList.toggle("current", li.dataset.id === id);
+    if (!id) {
+      $("detail-panel").hidden = true;
+      return;
+    }
+    try {
+      const doc = await api("/invocations/" + enc(id));
+      if (id !== shownId) return;
+      upsert(doc);
+      render(doc);
+      loadTree(id);
+      if (doc.status === "pending") watch(id);
+    } catch (e) {
+      if (!(e instanceof Refused)) {
+        $("detail-panel").hidden = false;
+        $("detail-id").textContent = id;
+        $("detail-problem").textContent = e.message;
+      }
+    }
+  }
+
+  async function watch(id) {
+    const abort = new AbortController();
+    detailStream = abort;
+    try {
+      await stream("/invocations/" + enc(id) + "/events", (event, doc) => {
+        if (event === "status" && id === shownId) {
+          render(doc);
+          upsert(doc);
+          loadTree(id);
+        }
+      }, abort.signal);
+    } catch (e) {
+      // aborted (another invocation shown) or refused: nothing to do
+    }
+  }
+
+  $("cancel-button").addEventListener("click", async () => {
+    if (!shownId) return;
+    try {
+      const doc = await post("/invocations/" + enc(shownId) + "/cancel");
+      upsert(doc);
+      render(doc);
+      loadTree(doc.id);
+    } catch (e) {
+      if (!(e instanceof Refused)) $("detail-problem").textContent = e.message;
+    }
+  });
+
+  function route() {
+    const match = /^#\/invocations\/(.+)$/.exec(location.hash);
+    show(match ? decodeURIComponent(match[1]) : null);
+  }
+  window.addEventListener("hashchange", route);
+
+  // ── start ─────────────────────────────────────────────────────────────────
+
+  async function boot() {
+    try {
+      await loadFunctions();
+    } catch (e) {
+      if (!(e instanceof Refused)) $("start-error").textContent = e.message;
+      return;
+    }
+    if (token || config.auth) $("token-button").hidden = !config.auth;
+    follow();
+    route();
+  }
+
+  boot();
+})();

@@ -1,0 +1,203 @@
+"""The dashboard in a real browser (the system's Chromium, driven by Playwright)
+against a real uvicorn server: start, watch live, approve, reject, and with a token.
+
+Set ``DASHBOARD_SCREENSHOTS=docs`` to write the screenshots the docs show.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import procs
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium): the dashboard's browser "
+        "tests do not run",
+        allow_module_level=True,
+    )
+
+expect = playwright_api.expect
+expect.set_options(timeout=30_000)
+SHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
+APP = "tests.support.fastapi_app:app"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=ARGS,
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with procs.uvicorn(APP, env={"RESONATE_UI": "1"}) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1360, "height": 860})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"dashboard-{name}.png"))
+
+
+def row(page: Any, id: str) -> Any:
+    return page.locator(f'#invocations li[data-id="{id}"]')
+
+
+def start_from_form(page: Any, function: str, args: str, id: str) -> None:
+    page.select_option("#start-function", function)
+    page.fill("#start-args", args)
+    page.fill("#start-id", id)
+    page.click("#start-button")
+
+
+def test_start_watch_live_and_approve(server: str, page: Any) -> None:
+    page.goto(f"{server}/resonate/ui")
+    expect(page.locator("#live")).to_have_text("live")
+
+    # Started elsewhere (plain HTTP): the list shows it pending, no reload, then settled.
+    other = "ui-other-" + uuid.uuid4().hex[:8]
+    resp = httpx.post(
+        f"{server}/resonate/functions/approval", params={"id": other}, json={"args": ["other"]}
+    )
+    assert resp.status_code == 202
+    expect(row(page, other)).to_have_attribute("data-status", "pending")
+
+    # Started from the form: its detail opens, pending, awaiting one promise.
+    mine = "ui-approval-" + uuid.uuid4().hex[:8]
+    start_from_form(page, "approval", '{"args": ["ship it"]}', mine)
+    expect(row(page, mine)).to_have_attribute("data-status", "pending")
+    expect(page.locator("#detail-id")).to_have_text(mine)
+    awaited = page.locator("#awaiting-list li")
+    expect(awaited).to_have_count(1)
+    expect(page.locator("#cancel-button")).to_be_visible()
+    expect(page.locator("#tree .step").first).to_contain_text("approval")
+    shot(page, "pending")
+
+    awaited.locator("textarea").fill('{"approved": true}')
+    awaited.locator("button.approve").click()
+    expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
+    expect(page.locator("#detail-result-value")).to_contain_text('"approved": true')
+    expect(row(page, mine)).to_have_attribute("data-status", "resolved")
+    expect(page.locator("#cancel-button")).to_be_hidden()
+    shot(page, "resolved")
+
+    # The other one, approved over HTTP, turns resolved in the list by itself.
+    status = httpx.get(f"{server}/resonate/invocations/{other}").json()
+    (promise,) = status["awaiting"]
+    httpx.post(f"{server}/resonate/promises/{promise}/resolve", json={"value": 1})
+    expect(row(page, other)).to_have_attribute("data-status", "resolved")
+
+
+def test_rejected_shows_its_error_and_filters(server: str, page: Any) -> None:
+    page.goto(f"{server}/resonate/ui")
+    expect(page.locator("#live")).to_have_text("live")
+    id = "ui-fail-" + uuid.uuid4().hex[:8]
+    start_from_form(page, "fail", '{"args": ["the disk is full"]}', id)
+    expect(page.locator("#detail-facts .badge")).to_have_text("rejected")
+    expect(page.locator("#detail-error")).to_contain_text("ValueError")
+    expect(page.locator("#detail-error")).to_contain_text("the disk is full")
+    expect(row(page, id)).to_have_attribute("data-status", "rejected")
+
+    page.select_option("#filter-status", "rejected")
+    expect(row(page, id)).to_have_count(1)
+    expect(page.locator('#invocations li:not([data-status="rejected"])')).to_have_count(0)
+    shot(page, "rejected")
+
+
+def test_a_phone_sized_screen(server: str, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/resonate/ui")
+        expect(page.locator("#live")).to_have_text("live")
+        expect(page.locator("#start-function option").first).to_be_attached()
+        # One column: the list sits below the form, at the form's width.
+        form = page.locator("#functions-panel").bounding_box()
+        listing = page.locator("#list-panel").bounding_box()
+        assert listing["y"] > form["y"] + form["height"] - 1
+        assert abs(listing["width"] - form["width"]) < 2
+        shot(page, "phone")
+    finally:
+        context.close()
+
+
+def test_with_a_token(page: Any) -> None:
+    env = {"RESONATE_UI": "1", "RESONATE_AUTH_TOKEN": "s3cret-token"}
+    with procs.uvicorn(APP, env=env) as base:
+        assert httpx.get(f"{base}/resonate/functions").status_code == 401
+        page.goto(f"{base}/resonate/ui")
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#token-input", "wrong")
+        page.click("#token-save")
+        expect(page.locator("#token-why")).to_contain_text("refused")
+        page.fill("#token-input", "s3cret-token")
+        page.click("#token-save")
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#live")).to_have_text("live")
+        id = "ui-add-" + uuid.uuid4().hex[:8]
+        start_from_form(page, "add", '{"args": [2, 3]}', id)
+        expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
+        expect(page.locator("#detail-result-value")).to_have_text("5")
+        assert page.evaluate("sessionStorage.getItem('resonate-web-token')") == "s3cret-token"
+        # A reload keeps the token (this tab's sessionStorage): no dialog.
+        page.reload()
+        expect(page.locator("#live")).to_have_text("live")
+        expect(dialog).to_be_hidden()
+        page.close()  # its streams end now, so the server stops without waiting for them
+
+
+@pytest.mark.parametrize("kind", ["flask-gunicorn", "django-uvicorn"])
+def test_the_other_adapters_serve_a_working_page(kind: str, page: Any) -> None:
+    from tests.support import servers
+
+    # A short keep-alive: a sync server's thread notices a closed page at its next write.
+    with servers.SERVERS[kind](env={"RESONATE_UI": "1", "RESONATE_KEEPALIVE": "1"}) as base:
+        page.goto(f"{base}/resonate/ui")
+        expect(page.locator("#live")).to_have_text("live")
+        id = "ui-" + kind + "-" + uuid.uuid4().hex[:8]
+        start_from_form(page, "approval", '{"args": ["go"]}', id)
+        awaited = page.locator("#awaiting-list li")
+        expect(awaited).to_have_count(1)
+        awaited.locator("button.approve").click()
+        expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
+        expect(row(page, id)).to_have_attribute("data-status", "resolved")
+        page.close()  # its streams end now, so the server stops without waiting for them
