@@ -142,6 +142,23 @@ def test_rejected_shows_its_error_and_filters(server: str, page: Any) -> None:
     shot(page, "rejected")
 
 
+def test_schedules_show_with_their_next_run_and_ticks(server: str, page: Any) -> None:
+    id = "ui-sched-" + uuid.uuid4().hex[:8]
+    body = {"id": id, "cron": "0 0 1 1 *", "function": "add", "args": [1, 2]}
+    assert httpx.post(f"{server}/resonate/schedules", json=body).status_code == 201
+    try:
+        page.goto(f"{server}/resonate/ui")
+        panel = page.locator("#schedules-panel")
+        expect(panel).to_be_visible()
+        entry = page.locator("#schedules li", has_text=id)
+        expect(entry).to_contain_text("0 0 1 1 *")
+        expect(entry).to_contain_text("next")
+        entry.locator("a").click()
+        expect(page.locator("#schedule-id")).to_have_text(id)
+    finally:
+        httpx.delete(f"{server}/resonate/schedules/{id}")
+
+
 def test_a_phone_sized_screen(server: str, browser: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:

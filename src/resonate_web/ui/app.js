@@ -393,6 +393,41 @@
   }
   window.addEventListener("hashchange", route);
 
+  // ── schedules ─────────────────────────────────────────────────────────────
+
+  async function loadSchedules() {
+    let body;
+    try {
+      body = await api("/schedules");
+    } catch (e) {
+      return; // not allowed for this caller, or not served: no panel
+    }
+    const list = $("schedules");
+    list.replaceChildren(
+      ...body.schedules.map((s) =>
+        el(
+          "li",
+          {},
+          el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); ticks(s.id); } },
+            el("span", { class: "name" }, s.id)),
+          " ",
+          el("code", {}, s.cron),
+          " → ",
+          el("span", { class: "name" }, s.function),
+          s.next_runs && s.next_runs.length ? el("span", { class: "hint" }, " next " + when(s.next_runs[0])) : null
+        )
+      )
+    );
+    $("schedules-panel").hidden = body.schedules.length === 0;
+  }
+
+  async function ticks(id) {
+    const body = await api("/schedules/" + enc(id));
+    $("schedule-id").textContent = id;
+    $("ticks").replaceChildren(...body.recent.map(row));
+    $("schedule-ticks").hidden = false;
+  }
+
   // ── start ─────────────────────────────────────────────────────────────────
 
   async function boot() {
@@ -405,6 +440,7 @@
     if (token || config.auth) $("token-button").hidden = !config.auth;
     follow();
     route();
+    loadSchedules();
   }
 
   boot();
