@@ -11,7 +11,7 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/d
 	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
 	    command -v "$$c" || echo "$$c"; exit 0; fi; done; exit 1
 
-.PHONY: demo test lint typecheck unit interop-deps example-distributed example-distributed-demo clean python
+.PHONY: demo test bench lint typecheck unit interop-deps example-distributed example-distributed-demo clean python
 
 python:
 	@( $(FIND_PYTHON) ) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
@@ -75,6 +75,10 @@ unit: $(VENV)/.installed interop-deps
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+# Every benchmark as ratios against its baseline, in one run; JSON under bench/results/.
+bench: $(VENV)/.installed
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_WORKER)/node_modules

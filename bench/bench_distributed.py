@@ -118,7 +118,9 @@ def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]
         return times
 
 
-def main(n: int, c: int, rounds: int, backends: list[str]) -> None:
+def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, object]]:
+    """Measure, print the table, and return its rows."""
+    rows: list[dict[str, object]] = []
     results = {backend: measure(backend, n, c, rounds) for backend in backends}
     print(f"N={n} invocations per round, {c} at a time, {rounds} rounds each, 2 workers\n")
     print(f"| backend | path | median round of {n}, s | invocations/s | ratio |")
@@ -129,6 +131,16 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> None:
         for name, label in (("sdk", "raw SDK rpc + result"), ("gateway", "HTTP gateway, `?wait`")):
             t = statistics.median(times[name])
             print(f"| {names[backend]} | {label} | {t:.2f} | {n / t:.0f} | {t / base_t:.2f}x |")
+            rows.append(
+                {
+                    "backend": backend,
+                    "path": name,
+                    "median_round_s": round(t, 4),
+                    "per_second": round(n / t, 1),
+                    "ratio": round(t / base_t, 3),
+                }
+            )
+    return rows
 
 
 if __name__ == "__main__":

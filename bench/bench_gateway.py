@@ -100,9 +100,11 @@ async def fastapi(n: int, concurrent: bool, tag: str) -> tuple[float, float]:
     router = ResonateRouter(functions, settings=Settings.load(environ={}))
     app = FastAPI()
     app.include_router(router)
-    await router.runtime.start()
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+    async with (
+        router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as http,
+    ):
 
         async def start(i: int) -> None:
             response = await http.post(
@@ -117,10 +119,7 @@ async def fastapi(n: int, concurrent: bool, tag: str) -> tuple[float, float]:
             response = await http.get(f"/resonate/invocations/{tag}-{i}")
             assert response.json()["status"] == "resolved"
 
-        try:
-            return await timed(n, concurrent, start), await timed(n, concurrent, read)
-        finally:
-            await router.runtime.stop()
+        return await timed(n, concurrent, start), await timed(n, concurrent, read)
 
 
 async def fastapi_by_hand(n: int, concurrent: bool, tag: str) -> tuple[float, float]:
@@ -155,7 +154,8 @@ async def fastapi_by_hand(n: int, concurrent: bool, tag: str) -> tuple[float, fl
             await runtime.stop()
 
 
-async def main(n: int, rounds: int = 3) -> None:
+async def main(n: int, rounds: int = 3) -> list[dict[str, object]]:
+    """Measure, print the table, and return its rows."""
     scenarios = {
         "sdk": sdk,
         "core": core,
@@ -177,6 +177,7 @@ async def main(n: int, rounds: int = 3) -> None:
     print(f"N={n} invocations per scenario, median of {rounds} rounds, embedded backend\n")
     print("| mode | path | start+result µs/op | ratio | status read µs/op | ratio | against |")
     print("|---|---|---:|---:|---:|---:|---|")
+    rows: list[dict[str, object]] = []
     for concurrent in (False, True):
         for name in scenarios:
             base = results[(baselines[name], concurrent)]
@@ -190,6 +191,18 @@ async def main(n: int, rounds: int = 3) -> None:
                 f"| {mode} | {name} | {s:.0f} | {s / base_start:.2f}x | {rd:.0f} | "
                 f"{rd / base_read:.2f}x | {baselines[name]} |"
             )
+            rows.append(
+                {
+                    "mode": mode,
+                    "path": name,
+                    "start_result_us": round(s, 1),
+                    "start_result_ratio": round(s / base_start, 3),
+                    "status_read_us": round(rd, 1),
+                    "status_read_ratio": round(rd / base_read, 3),
+                    "against": baselines[name],
+                }
+            )
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""``make bench``: every benchmark, each figure a ratio against a baseline measured in
+the same run, printed as tables and written as JSON under ``bench/results/``.
+
+    .venv/bin/python bench/run.py              # the sizes the README reports
+    .venv/bin/python bench/run.py --tiny       # a smoke run of the runner itself
+
+- ``gateway``: the core and the FastAPI routes against the raw SDK and a hand-written
+  FastAPI endpoint, in process, on the embedded backend (``bench_gateway.py``);
+- ``distributed``: the HTTP gateway against the raw SDK's ``rpc``, across processes,
+  on the dev server and on Postgres (``bench_distributed.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_distributed  # noqa: E402
+import bench_gateway  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
+    started = time.time()
+    if tiny:
+        gateway = asyncio.run(bench_gateway.main(5, rounds=1))
+        distributed = bench_distributed.main(10, 5, 1, backends)
+    else:
+        gateway = asyncio.run(bench_gateway.main(200, rounds=3))
+        distributed = bench_distributed.main(500, 50, 3, backends)
+    report: dict[str, object] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": {
+            "python": platform.python_version(),
+            "system": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
+        "tiny": tiny,
+        "gateway": gateway,
+        "distributed": distributed,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    text = json.dumps(report, indent=2)
+    (out / f"{stamp}.json").write_text(text)
+    (out / "latest.json").write_text(text)
+    print(f"\nwritten: {out / 'latest.json'}")
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="smallest sizes: a smoke run")
+    parser.add_argument("--backend", choices=["dev", "pg", "both"], default="both")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args()
+    chosen = ["dev", "pg"] if args.backend == "both" else [args.backend]
+    run(args.tiny, chosen, args.out)
