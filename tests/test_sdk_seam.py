@@ -11,18 +11,21 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import copy
 import json
 import pickle
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from resonate.context import Context
 from resonate.error import ServerError
 from resonate.resonate import Resonate
 from resonate.retry import Never
+from resonate.types import Value
 
 from resonate_web import Functions, Settings, _sdk
 from resonate_web.runtime import Runtime
@@ -303,3 +306,87 @@ async def test_prune_embedded(client: Resonate) -> None:
     assert forgotten >= 1
     with pytest.raises(ServerError):
         await _sdk.read_promise(client, id)
+
+
+async def test_indexed_state_answers_as_the_sdks() -> None:
+    """The embedded backend's indexed state machine answers every request of a real
+    run exactly as the SDK's own does, and ends in the same state."""
+    recorded: list[tuple[int, Any]] = []
+    conn = _sdk.embedded_connection(pid="p", group="g")
+    state = conn.state
+    assert isinstance(state, _sdk._IndexedState)
+    apply = state.apply
+
+    def recording(now: int, req: Any) -> Any:
+        recorded.append((now, copy.deepcopy(req)))
+        return apply(now, req)
+
+    state.apply = recording  # type: ignore[method-assign]
+    client = Resonate(network=conn, group="g", pid="p", env={}, autostart=False)
+
+    def square(ctx: Context, n: int) -> int:
+        return n * n
+
+    async def fan_out(ctx: Context, n: int) -> int:
+        return sum([await step for step in [ctx.run(square, i) for i in range(n)]])
+
+    async def approval(ctx: Context, n: int) -> int:
+        first: int = await ctx.promise()
+        second: int = await ctx.promise()
+        return first + second + await ctx.run(fan_out, n)
+
+    client.register(square, name="square")
+    client.register(fan_out, name="fan_out")
+    client.register(approval, name="approval", retry_policy=Never())
+    client.start()
+    try:
+        assert await client.run("fan", "fan_out", 4).result() == 14
+        handles = [client.run(f"ask-{i}", "approval", 3) for i in range(3)]
+        for i, handle in enumerate(handles):
+            for step in (1, 2):
+                await _settle_awaited(client, state, f"ask-{i}", step, i)
+            assert await handle.result() == 2 * i + 5
+        # Settled from outside while it awaits: the settle drops it from the awaiters.
+        client.run("dropped", "approval", 3)
+        await _wait_awaiting(state, "dropped")
+        await client.promises.cancel("dropped", Value(data=None))
+    finally:
+        await client.stop()
+
+    assert any(req.get("kind") == "task.suspend" for _, req in recorded)
+    sdk_state, indexed = _sdk.ServerState(), _sdk._IndexedState()
+    for now, req in recorded:
+        assert indexed.apply(now, copy.deepcopy(req)) == sdk_state.apply(now, copy.deepcopy(req))
+    assert {k: p.to_record() for k, p in indexed.promises.items()} == {
+        k: p.to_record() for k, p in sdk_state.promises.items()
+    }
+    assert {k: set(p.awaiters) for k, p in indexed.promises.items()} == {
+        k: p.awaiters for k, p in sdk_state.promises.items()
+    }
+    assert {k: t.to_record() for k, t in indexed.tasks.items()} == {
+        k: t.to_record() for k, t in sdk_state.tasks.items()
+    }
+    assert not indexed.awaited_by  # every settle dropped its task from the index
+
+
+async def _wait_awaiting(state: Any, root: str) -> None:
+    for _ in range(500):
+        if any(root in p.awaiters for p in list(state.promises.values())):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{root} never awaited")
+
+
+async def _settle_awaited(client: Resonate, state: Any, root: str, step: int, value: int) -> None:
+    """Resolve the ``step``-th promise ``root`` awaits, once it is created."""
+    for _ in range(500):
+        found = [
+            p
+            for p in list(state.promises.values())
+            if p.state == "pending" and p.id != root and p.tags.get("resonate:origin") == root
+        ]
+        if len(found) == 1 and len([p for p in state.promises if p.startswith(root)]) == step + 1:
+            await client.promises.resolve(found[0].id, Value(data=value))
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{root} never awaited a promise for step {step}")

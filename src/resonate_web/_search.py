@@ -22,7 +22,9 @@ import binascii
 import contextlib
 import contextvars
 import json
+import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 #: On every root invocation resonate-web starts: ``"true"``.
@@ -34,6 +36,39 @@ FUNCTION_TAG = "resonate-web:function"
 SCHEDULE_TAG = "resonate:schedule"
 #: On a root invocation started for a caller with an id prefix: the prefix.
 OWNER_TAG = "resonate-web:owner"
+
+#: On a root invocation a launch created: that launch's nonce. A create answers
+#: with the stored record, so the nonce tells a record this launch created from
+#: one that was there already (a replay, or another request's).
+LAUNCH_TAG = "resonate-web:launch"
+
+
+@dataclass
+class Launch:
+    """One launch of root invocation ``id``: the nonce its create carries, and the
+    backend's answer to that create once it came (see :func:`launching`)."""
+
+    id: str
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+    answer: str | None = None
+
+
+_LAUNCH: contextvars.ContextVar[Launch | None] = contextvars.ContextVar(
+    "resonate_web_launch", default=None
+)
+
+
+@contextlib.contextmanager
+def launching(id: str) -> Iterator[Launch]:
+    """The create of root ``id`` started within carries :data:`LAUNCH_TAG`, and its
+    answer is kept on the :class:`Launch` yielded."""
+    launch = Launch(id)
+    token = _LAUNCH.set(launch)
+    try:
+        yield launch
+    finally:
+        _LAUNCH.reset(token)
+
 
 #: The prefix of the caller whose invocation is being started: the SDK creates the
 #: promise in a task it spawns from the start call, which inherits this context.
@@ -104,19 +139,26 @@ def _function_of(param: Any) -> str | None:
     return func if isinstance(func, str) else None
 
 
-def tag_root_create(request: str) -> str:
+def tag_root_create(request: str) -> tuple[str, Launch | None]:
     """``request`` (a protocol envelope), with :data:`INVOCATION_TAG` and
     :data:`FUNCTION_TAG` added when it creates a root invocation; else unchanged.
+    With it, the :class:`Launch` this create belongs to, if any: the caller keeps
+    the backend's answer on it.
 
     Cheap for every other request: only a create is parsed.
     """
     if not request.startswith(_CREATE_KINDS):
-        return request
+        return request, None
     envelope = json.loads(request)
     create = _root_create(envelope)
     if create is None:
-        return request
+        return request, None
     tags: dict[str, str] = create["tags"]
+    launch = _LAUNCH.get()
+    if launch is not None and launch.id == create["id"] and launch.answer is None:
+        tags[LAUNCH_TAG] = launch.nonce
+    else:
+        launch = None
     tags.setdefault(INVOCATION_TAG, "true")
     owner = _OWNER.get()
     if owner:
@@ -127,7 +169,7 @@ def tag_root_create(request: str) -> str:
     func = _function_of(create.get("param"))
     if func is not None:
         tags.setdefault(FUNCTION_TAG, func)
-    return json.dumps(envelope, separators=(",", ":"))
+    return json.dumps(envelope, separators=(",", ":")), launch
 
 
 def is_search(request: str) -> bool:

@@ -34,6 +34,7 @@ from resonate.types import PromiseRecord
 
 from resonate_web import (
     _sdk,
+    _search,
     browse,
     dashboard,
     invocations,
@@ -317,6 +318,10 @@ class Gateway:
             if exc.code == 404:
                 return None
             raise self._unavailable(f"server error {exc.code}") from None
+        return self._decoded(raw)
+
+    def _decoded(self, raw: PromiseRecord) -> PromiseRecord:
+        """``raw`` with its param and value decoded to JSON data."""
         return msgspec.structs.replace(
             raw,
             param=msgspec.structs.replace(raw.param, data=self._decode(raw.param)),
@@ -421,18 +426,32 @@ class Gateway:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
         The same id with the same call is a replay (the stored record, no second
-        execution); with another call, 422 ``idempotency-key-reused``. The
+        execution); with another call, 422 ``idempotency-key-reused``. A shared
         backend is read first, so one that is down answers 503 before anything
         is created. Returns the record and, for a new invocation, its handle.
         """
-        record = await self.read(id)
-        handle = None
-        if record is None:
+        if self.settings.backend != "embedded":
+            # A backend that is down answers 503 before anything is created. The
+            # embedded backend is this process: its create is the first call.
+            found = await self.read(id)
+            if found is not None:
+                self._check_replay(found, exposed, args, kwargs)
+                return found, None
+        handle: ResonateHandle[Any] | None
+        with _search.launching(id) as launch:
             handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner)
-            await self.bounded(handle.id())
-            record = await self.read(id)
-            if record is None:  # pragma: no cover - created, then gone
-                raise self._unavailable("the invocation vanished after creation")
+        await self.bounded(handle.id())
+        # The create answers with the stored record: no read, unless it did not
+        # come through here (a conflict answers without one).
+        raw, created = _sdk.launched_record(launch)
+        record = self._decoded(raw) if raw is not None else await self.read(id)
+        if record is None:  # pragma: no cover - created, then gone
+            raise self._unavailable("the invocation vanished after creation")
+        if raw is None:
+            created = record.tags.get(_search.LAUNCH_TAG) == launch.nonce
+        if not created:
+            handle = None
+        else:
             telemetry.annotate(id=id, function=exposed.name)
             telemetry.count_started(exposed.name)
             if self.settings.ui:
