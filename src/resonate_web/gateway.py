@@ -266,6 +266,9 @@ class Gateway:
     async def bounded[T](self, awaitable: Awaitable[T]) -> T:
         """``awaitable``, or a 503 once the backend times out, refuses or fails."""
         try:
+            if self.settings.backend == "embedded":
+                # This process is the backend: nothing to time out but this very loop.
+                return await awaitable
             if self.runtime.watch is None:
                 return await asyncio.wait_for(awaitable, self.settings.backend_timeout)
             return await self._watched(awaitable, self.runtime.watch)

@@ -53,6 +53,7 @@ _instruments: dict[str, Any] = {}
 
 
 @functools.cache
+@functools.cache
 def installed() -> bool:
     try:
         import opentelemetry.trace  # noqa: F401
@@ -62,22 +63,23 @@ def installed() -> bool:
 
 
 def active() -> bool:
-    """Whether an application configured a tracer provider (else spans go nowhere)."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    """Whether an application configured a tracer provider (else spans go nowhere,
+    and none is started: a span of the no-op provider still costs its context)."""
+    if not installed():
         return False
+    from opentelemetry import trace
+
     provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def counting() -> bool:
     """Whether an application configured a meter provider (else counts go nowhere)."""
-    try:
-        from opentelemetry import metrics
-        from opentelemetry.metrics import NoOpMeterProvider
-    except ImportError:
+    if not installed():
         return False
+    from opentelemetry import metrics
+    from opentelemetry.metrics import NoOpMeterProvider
+
     provider = metrics.get_meter_provider()
     return not isinstance(provider, NoOpMeterProvider) and type(provider).__name__ != (
         "_ProxyMeterProvider"
@@ -118,8 +120,8 @@ def invocation(id: str | None) -> Iterator[None]:
 def route_span(
     route: str, method: str, path: str, *, id: str | None, function: str | None
 ) -> Iterator[Any]:
-    """The span of one route (``None`` without OpenTelemetry)."""
-    if not installed():
+    """The span of one route (``None`` without a configured tracer provider)."""
+    if not active():
         with invocation(id):
             yield None
         return
@@ -142,7 +144,7 @@ def annotate(*, id: str | None = None, function: str | None = None) -> None:
     """Name the invocation (and function) the current route span is about."""
     if id is not None:
         _INVOCATION.set(id)
-    if not installed():
+    if not active():
         return
     from opentelemetry import trace
 
@@ -166,7 +168,7 @@ def finish(span: Any, status: int) -> None:
 
 def traceparent() -> str | None:
     """The current span's W3C ``traceparent``, if there is a recording span."""
-    if not installed():
+    if not active():
         return None
     from opentelemetry import propagate, trace
 
@@ -184,7 +186,7 @@ def function_span(
     """The span of one attempt of function ``name`` in invocation ``id``, a child of
     the ``traceparent`` ``parent`` (the request that started the invocation)."""
     with invocation(id):
-        if not installed():
+        if not active():
             yield
             return
         from opentelemetry import propagate, trace
@@ -243,10 +245,10 @@ def watch_waiting(gateway: _Waiting) -> None:
 
 
 def count_started(function: str) -> None:
-    if installed():
+    if counting():
         _instrument("started").add(1, {"resonate.function": function})
 
 
 def count_settled(function: str, status: str) -> None:
-    if installed():
+    if counting():
         _instrument("settled").add(1, {"resonate.function": function, "resonate.status": status})
