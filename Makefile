@@ -78,6 +78,10 @@ test: lint typecheck unit
 
 # Every benchmark as ratios against its baseline, in one run; JSON under bench/results/.
 bench: $(VENV)/.installed
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] \
+	  || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || true
+	@command -v wrk >/dev/null 2>&1 \
+	  || { echo "make bench needs wrk, the HTTP load generator: apt-get install wrk (or brew install wrk)" >&2; exit 1; }
 	$(PY) bench/run.py
 
 clean:

@@ -4,6 +4,9 @@ the same run, printed as tables and written as JSON under ``bench/results/``.
     .venv/bin/python bench/run.py              # the sizes the README reports
     .venv/bin/python bench/run.py --tiny       # a smoke run of the runner itself
 
+- ``adapters``: each framework's routes against hand-written routes in that framework
+  on the raw SDK, real servers under wrk; and ``over_time``, the embedded backend
+  under load for a minute (``bench_adapters.py``);
 - ``gateway``: the core and the FastAPI routes against the raw SDK and a hand-written
   FastAPI endpoint, in process, on the embedded backend (``bench_gateway.py``);
 - ``distributed``: the HTTP gateway against the raw SDK's ``rpc``, across processes,
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import time
@@ -24,18 +28,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import bench_adapters  # noqa: E402
 import bench_distributed  # noqa: E402
 import bench_gateway  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
     started = time.time()
     if tiny:
+        adapters = bench_adapters.main(seconds=1, rounds=1, windows=2, window_seconds=1)
         gateway = asyncio.run(bench_gateway.main(5, rounds=1))
         distributed = bench_distributed.main(10, 5, 1, backends)
     else:
+        adapters = bench_adapters.main(seconds=3, rounds=3, windows=6, window_seconds=10)
         gateway = asyncio.run(bench_gateway.main(200, rounds=3))
         distributed = bench_distributed.main(500, 50, 3, backends)
     report: dict[str, object] = {
@@ -44,9 +61,11 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
         "machine": {
             "python": platform.python_version(),
             "system": platform.platform(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
+            "cpu": _cpu_model(),
         },
         "tiny": tiny,
+        **adapters,
         "gateway": gateway,
         "distributed": distributed,
     }
