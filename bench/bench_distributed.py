@@ -1,9 +1,10 @@
-"""Gateway and workers as separate processes: what the HTTP gateway costs over the
-raw SDK doing the same dispatch by hand, measured as ratios in one run, on each
-shared backend.
+"""Gateway and workers as separate processes: what the HTTP gateway costs over a
+hand-written FastAPI route doing the same dispatch with the raw SDK, measured as
+ratios in one run, on each shared backend.
 
-Per backend, two workers (``resonate-web worker``) and the FastAPI example
-gateway, all real processes on 127.0.0.1, on:
+Per backend, two workers (``resonate-web worker``), the FastAPI example gateway
+and the hand-written route (``bench/apps/rpc_by_hand.py``), all real processes
+on 127.0.0.1, on:
 
 - ``dev``: the dev server (``resonate-web dev``), state in memory;
 - ``pg``: PostgreSQL through resonate-pg, a private PostgreSQL 18 cluster
@@ -14,12 +15,21 @@ gateway, all real processes on 127.0.0.1, on:
 Each round sends N ``add`` invocations to the ``workers`` group, C at a time,
 and waits for every result:
 
-- ``sdk``: by hand with the raw SDK in this process (``options(target=
-  "workers").rpc(...)`` then ``await handle.result()``) — the baseline;
-- ``gateway``: ``POST /resonate/functions/add?wait=10`` through the gateway.
+- ``sdk``: with the raw SDK in this process (``options(target="workers").rpc(...)``
+  then ``await handle.result()``), no HTTP at all: reported beside;
+- ``by-hand``: ``POST /add/{id}`` on the hand-written FastAPI app, a uvicorn
+  process whose route does that same ``rpc`` and ``result()`` -- the baseline;
+- ``gateway``: ``POST /resonate/functions/add?wait=10`` through the gateway, a
+  uvicorn process too.
 
-Rounds alternate (sdk, gateway, sdk, ...) so the backend's slow-down as
-promises pile up hits both alike.
+Both HTTP apps are loaded by the same aiohttp client with the same N and C.
+Rounds alternate (sdk, by-hand, gateway, sdk, ...) so the backend's slow-down as
+promises pile up hits every path alike. ``ratio`` is a path's throughput over
+the by-hand route's in the same run: the gateway's target is 0.9 or more.
+
+No process is pinned to a CPU: the backend, the workers, the servers and this
+load generator all share the machine's cores, as they did before the by-hand
+route was added, so runs stay comparable.
 
     .venv/bin/python bench/bench_distributed.py [N] [C] [ROUNDS] [--backend dev|pg|both]
 """
@@ -66,7 +76,11 @@ async def sdk_round(url: str, n: int, c: int, tag: str) -> float:
         await client.stop()
 
 
-async def gateway_round(base: str, n: int, c: int, tag: str) -> float:
+async def http_round(
+    base: str, n: int, c: int, tag: str, path: str, params: dict[str, str]
+) -> float:
+    """N ``POST``s of ``{"args": [i, 1]}``, C at a time, to ``path`` with ``params``
+    (``{id}`` in either is the invocation's id); each answer must carry ``i + 1``."""
     # aiohttp rather than httpx as the load generator: it costs the client
     # process far less CPU per request, and the client shares the two cores.
     gate = asyncio.Semaphore(c)
@@ -74,10 +88,11 @@ async def gateway_round(base: str, n: int, c: int, tag: str) -> float:
     async with aiohttp.ClientSession(base, connector=connector) as http:
 
         async def one(i: int) -> None:
+            id = f"{tag}-{i}"
             async with gate:
                 async with http.post(
-                    "/resonate/functions/add",
-                    params={"id": f"{tag}-{i}", "wait": "10"},
+                    path.format(id=id),
+                    params={k: v.format(id=id) for k, v in params.items()},
                     json={"args": [i, 1]},
                 ) as response:
                     doc = await response.json()
@@ -88,9 +103,39 @@ async def gateway_round(base: str, n: int, c: int, tag: str) -> float:
         return time.perf_counter() - began
 
 
+#: The HTTP paths: the route each one posts to, and its query.
+ROUTES: dict[str, tuple[str, dict[str, str]]] = {
+    "by-hand": ("/add/{id}", {}),
+    "gateway": ("/resonate/functions/add", {"id": "{id}", "wait": "10"}),
+}
+#: Every path, in the order of a round.
+PATHS = ("sdk", "by-hand", "gateway")
+
+
+#: The HTTP apps: the directory uvicorn runs in, the app, and a route that answers
+#: once the app is up.
+APPS: dict[str, tuple[Path, str, str]] = {
+    "by-hand": (ROOT / "bench" / "apps", "rpc_by_hand:app", "/health"),
+    "gateway": (ROOT / "examples" / "gateway_worker", "gateway_fastapi:app", "/resonate/health"),
+}
+
+
+def serve(stack: ExitStack, path: str, url: str, logs: Path) -> str:
+    """The app of ``path`` under uvicorn against backend ``url``, until ``stack``
+    closes; its base URL."""
+    cwd, app, ready = APPS[path]
+    port = procs.free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [str(procs.BIN / "uvicorn"), app, "--port", str(port)]
+    log = logs / f"{path}.log"
+    env = {"RESONATE_URL": url}
+    stack.enter_context(procs.process(argv, env=env, cwd=cwd, ready_url=f"{base}{ready}", log=log))
+    return base
+
+
 def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]:
-    """Start ``backend``, two workers and the gateway; the round times of each path."""
-    example = ROOT / "examples" / "gateway_worker"
+    """Start ``backend``, two workers, the gateway and the by-hand app; the round times
+    of each path."""
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if backend == "dev":
@@ -102,20 +147,26 @@ def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]
                 "examples.gateway_worker.functions", url, log=logs / f"worker-{i}.log"
             )
             stack.callback(procs.stop, worker)
-        port = procs.free_port()
-        base = f"http://127.0.0.1:{port}"
-        argv = [str(procs.BIN / "uvicorn"), "gateway_fastapi:app", "--port", str(port)]
-        stack.enter_context(
-            procs.process(
-                argv, env={"RESONATE_URL": url}, cwd=example, ready_url=f"{base}/resonate/health"
-            )
-        )
-        times: dict[str, list[float]] = {"sdk": [], "gateway": []}
+        bases = {path: serve(stack, path, url, logs) for path in APPS}
+        # Both listen before the first round (on Postgres there is nothing to count).
+        procs.wait_streams(url, "gateway", 1)
+        procs.wait_streams(url, "by-hand", 1)
+        times: dict[str, list[float]] = {path: [] for path in PATHS}
         for r in range(rounds):
             tag = uuid.uuid4().hex[:8]
             times["sdk"].append(asyncio.run(sdk_round(url, n, c, f"s{r}-{tag}")))
-            times["gateway"].append(asyncio.run(gateway_round(base, n, c, f"g{r}-{tag}")))
+            for path in ROUTES:
+                route, params = ROUTES[path]
+                elapsed = http_round(bases[path], n, c, f"{path[0]}{r}-{tag}", route, params)
+                times[path].append(asyncio.run(elapsed))
         return times
+
+
+LABELS = {
+    "sdk": "raw SDK rpc + result, in process",
+    "by-hand": "FastAPI route by hand, `rpc`",
+    "gateway": "HTTP gateway, `?wait`",
+}
 
 
 def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, object]]:
@@ -123,21 +174,23 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, obj
     rows: list[dict[str, object]] = []
     results = {backend: measure(backend, n, c, rounds) for backend in backends}
     print(f"N={n} invocations per round, {c} at a time, {rounds} rounds each, 2 workers\n")
-    print(f"| backend | path | median round of {n}, s | invocations/s | ratio |")
+    print(f"| backend | path | median round of {n}, s | invocations/s | ratio to by-hand |")
     print("|---|---|---:|---:|---:|")
     names = {"dev": "dev server", "pg": "PostgreSQL (resonate-pg)"}
     for backend, times in results.items():
-        base_t = statistics.median(times["sdk"])
-        for name, label in (("sdk", "raw SDK rpc + result"), ("gateway", "HTTP gateway, `?wait`")):
-            t = statistics.median(times[name])
-            print(f"| {names[backend]} | {label} | {t:.2f} | {n / t:.0f} | {t / base_t:.2f}x |")
+        base_t = statistics.median(times["by-hand"])
+        for path in PATHS:
+            t = statistics.median(times[path])
+            ratio = base_t / t  # throughput over the by-hand route's
+            print(f"| {names[backend]} | {LABELS[path]} | {t:.2f} | {n / t:.0f} | {ratio:.2f}x |")
             rows.append(
                 {
                     "backend": backend,
-                    "path": name,
+                    "path": path,
                     "median_round_s": round(t, 4),
                     "per_second": round(n / t, 1),
-                    "ratio": round(t / base_t, 3),
+                    "ratio": round(ratio, 3),
+                    "against": "by-hand",
                 }
             )
     return rows

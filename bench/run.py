@@ -9,8 +9,9 @@ the same run, printed as tables and written as JSON under ``bench/results/``.
   under load for a minute (``bench_adapters.py``);
 - ``gateway``: the core and the FastAPI routes against the raw SDK and a hand-written
   FastAPI endpoint, in process, on the embedded backend (``bench_gateway.py``);
-- ``distributed``: the HTTP gateway against the raw SDK's ``rpc``, across processes,
-  on the dev server and on Postgres (``bench_distributed.py``).
+- ``distributed``: the HTTP gateway against a hand-written FastAPI route calling the
+  raw SDK's ``rpc`` (the raw ``rpc`` in process beside), across processes, on the dev
+  server and on Postgres (``bench_distributed.py``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def test_make_bench_runs_on_a_tiny_size(tmp_path: Path) -> None:
         "fastapi-by-hand",
         "fastapi",
     }
-    assert {row["path"] for row in report["distributed"]} == {"sdk", "gateway"}
+    assert {row["path"] for row in report["distributed"]} == {"sdk", "by-hand", "gateway"}
+    assert {row["against"] for row in report["distributed"]} == {"by-hand"}
     assert [row["framework"] for row in report["adapters"]] == [
         "FastAPI on uvicorn",
         "Flask on gunicorn (gthread)",
