@@ -20,12 +20,16 @@ and waits for every result:
 - ``by-hand``: ``POST /add/{id}`` on the hand-written FastAPI app, a uvicorn
   process whose route does that same ``rpc`` and ``result()`` -- the baseline;
 - ``gateway``: ``POST /resonate/functions/add?wait=10`` through the gateway, a
-  uvicorn process too.
+  uvicorn process too, the example as it ships (its dashboard on: ``ui=True``).
 
 Both HTTP apps are loaded by the same aiohttp client with the same N and C.
-Rounds alternate (sdk, by-hand, gateway, sdk, ...) so the backend's slow-down as
-promises pile up hits every path alike. ``ratio`` is a path's throughput over
-the by-hand route's in the same run: the gateway's target is 0.9 or more.
+Rounds alternate, and each round starts one path further along (sdk, by-hand,
+gateway; then by-hand, gateway, sdk; ...), so the backend's slow-down as promises
+pile up (the dev server's state grows with every invocation) hits every path
+alike: with three rounds each path runs once first, once second, once last.
+
+``ratio`` is a path's throughput over the by-hand route's in the same run: the
+gateway's target is 0.9 or more.
 
 No process is pinned to a CPU: the backend, the workers, the servers and this
 load generator all share the machine's cores, as they did before the by-hand
@@ -154,10 +158,12 @@ def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]
         times: dict[str, list[float]] = {path: [] for path in PATHS}
         for r in range(rounds):
             tag = uuid.uuid4().hex[:8]
-            times["sdk"].append(asyncio.run(sdk_round(url, n, c, f"s{r}-{tag}")))
-            for path in ROUTES:
-                route, params = ROUTES[path]
-                elapsed = http_round(bases[path], n, c, f"{path[0]}{r}-{tag}", route, params)
+            for path in PATHS[r % 3 :] + PATHS[: r % 3]:
+                if path == "sdk":
+                    elapsed = sdk_round(url, n, c, f"s{r}-{tag}")
+                else:
+                    route, params = ROUTES[path]
+                    elapsed = http_round(bases[path], n, c, f"{path[0]}{r}-{tag}", route, params)
                 times[path].append(asyncio.run(elapsed))
         return times
 
