@@ -180,15 +180,22 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, obj
     rows: list[dict[str, object]] = []
     results = {backend: measure(backend, n, c, rounds) for backend in backends}
     print(f"N={n} invocations per round, {c} at a time, {rounds} rounds each, 2 workers\n")
-    print(f"| backend | path | median round of {n}, s | invocations/s | ratio to by-hand |")
-    print("|---|---|---:|---:|---:|")
+    print(
+        f"| backend | path | median round of {n}, s | invocations/s | ratio to by-hand "
+        "| each round, s |"
+    )
+    print("|---|---|---:|---:|---:|---|")
     names = {"dev": "dev server", "pg": "PostgreSQL (resonate-pg)"}
     for backend, times in results.items():
         base_t = statistics.median(times["by-hand"])
         for path in PATHS:
             t = statistics.median(times[path])
             ratio = base_t / t  # throughput over the by-hand route's
-            print(f"| {names[backend]} | {LABELS[path]} | {t:.2f} | {n / t:.0f} | {ratio:.2f}x |")
+            each = " / ".join(f"{x:.2f}" for x in times[path])
+            print(
+                f"| {names[backend]} | {LABELS[path]} | {t:.2f} | {n / t:.0f} | {ratio:.2f}x "
+                f"| {each} |"
+            )
             rows.append(
                 {
                     "backend": backend,
@@ -197,6 +204,7 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, obj
                     "per_second": round(n / t, 1),
                     "ratio": round(ratio, 3),
                     "against": "by-hand",
+                    "rounds_s": [round(x, 4) for x in times[path]],
                 }
             )
     return rows
