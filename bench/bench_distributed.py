@@ -119,7 +119,7 @@ PATHS = ("sdk", "by-hand", "gateway")
 #: The HTTP apps: the directory uvicorn runs in, the app, and a route that answers
 #: once the app is up.
 APPS: dict[str, tuple[Path, str, str]] = {
-    "by-hand": (ROOT / "bench" / "apps", "rpc_by_hand:app", "/health"),
+    "by-hand": (ROOT, "bench.apps.rpc_by_hand:app", "/health"),
     "gateway": (ROOT / "examples" / "gateway_worker", "gateway_fastapi:app", "/resonate/health"),
 }
 

@@ -1,5 +1,5 @@
 """The hand-written baseline: a FastAPI route of one's own that dispatches ``add`` with
-the raw SDK's ``rpc`` and waits for its result. ``uvicorn rpc_by_hand:app``.
+the raw SDK's ``rpc`` and waits for its result. ``uvicorn bench.apps.rpc_by_hand:app``.
 
 What the HTTP gateway is measured against in ``bench_distributed.py``: the same
 work (create the invocation's promise for the ``workers`` group, wait for a
@@ -11,7 +11,7 @@ HTTP connection for requests, an SSE stream for settle notifications), or
 resonate-pg connector the gateway uses too. It is started in the app's lifespan
 and stopped on shutdown.
 
-    RESONATE_URL=http://127.0.0.1:8001 uvicorn rpc_by_hand:app
+    RESONATE_URL=http://127.0.0.1:8001 uvicorn bench.apps.rpc_by_hand:app
     curl -X POST localhost:8000/add/first -H 'content-type: application/json' -d '{"args": [1, 2]}'
 """
 
