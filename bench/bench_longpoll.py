@@ -13,10 +13,11 @@ request is its own connection (raw asyncio streams: the cheapest client there is
   settles them all.
 
 Per round and app, on a fresh server: its RSS (``VmRSS``) before the waiters and once
-all W are parked (the server's CPU time and RSS stop rising), hence KiB per waiter;
-the server's CPU time (``utime + stime``) over a window while they are parked; the
-time from sending the settle to the last of the W answers arriving, every one of
-them checked to be 200 with status ``resolved``, and the server's CPU time over it.
+all W are parked (it holds W more connections, and its CPU time and RSS stop
+rising), hence KiB per waiter; the server's CPU time (``utime + stime``) over a
+window while they are parked; the time from sending the settle to the last of the W
+answers arriving, every one of them checked to be 200 with status ``resolved``, and
+the server's CPU time over it.
 Rounds alternate the apps; each figure is the median over the rounds. Both servers
 run without uvicorn's access log (the same per-request cost for both, and a
 deployment's choice).
@@ -37,7 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,17 @@ def pinned(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def load_generator() -> Iterator[None]:
-    """This process on CPU 1, with room for thousands of sockets; restored after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def load_generator(waiters: int) -> Iterator[None]:
+    """This process on CPU 1, its open-file limit raised to the hard limit (the servers
+    it starts inherit it) so that ``waiters`` sockets fit; both restored after."""
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = limits
+    if soft != resource.RLIM_INFINITY and soft != hard:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < waiters + 256:
+        raise RuntimeError(f"{waiters} connections need an open-file limit above {soft}")
     affinity = os.sched_getaffinity(0)
     if two_cpus():
         os.sched_setaffinity(0, {sorted(affinity)[1]})
@@ -103,6 +110,8 @@ def load_generator() -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, affinity)
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
 
 def rss_kib(pid: int) -> int:
@@ -116,6 +125,10 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def cpu_over(pid: int, seconds: float) -> float:
@@ -189,14 +202,19 @@ async def prepare(app: App, port: int) -> tuple[str, str, Any]:
     return poll, f"/resonate/promises/{awaited}/resolve", {"value": "approved"}
 
 
-async def wait_parked(pid: int, within: float = 60) -> None:
-    """Wait until the server's CPU time and RSS hold still: every request is parked."""
+async def wait_parked(pid: int, files: int = 0, within: float = 60) -> None:
+    """Wait until the server holds ``files`` open files (one per accepted connection)
+    and its CPU time and RSS hold still for two windows in a row: every request is
+    parked."""
     deadline = time.monotonic() + within
     rss = rss_kib(pid)
+    quiet = 0
     while True:
         used = await cpu_over(pid, SETTLE_WINDOW)
         now = rss_kib(pid)
-        if used <= 2 / CLOCK_TICKS and abs(now - rss) <= 64:
+        still = used <= 2 / CLOCK_TICKS and abs(now - rss) <= 64
+        quiet = quiet + 1 if still and open_files(pid) >= files else 0
+        if quiet >= 2:
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"the server was still busy after {within}s")
@@ -209,6 +227,7 @@ async def measure_round(
     poll, settle, settle_body = await prepare(app, port)
     await wait_parked(pid)
     rss_before = rss_kib(pid)
+    files = open_files(pid)
 
     opened = await asyncio.gather(*(request(port, "GET", poll) for _ in range(waiters)))
     arrived: list[float] = []
@@ -219,7 +238,7 @@ async def measure_round(
         return found
 
     answers = [asyncio.create_task(one(streams)) for streams in opened]
-    await wait_parked(pid)
+    await wait_parked(pid, files + waiters)
     early = [t.result() for t in answers if t.done()]
     if early:
         raise RuntimeError(f"{len(early)} long-polls answered before the settle: {early[:3]}")
@@ -291,7 +310,7 @@ def main(waiters: int = 1000, rounds: int = 3, window: float = 2.0) -> list[dict
     """Measure, print the table, and return its rows."""
     chosen = apps(waiters)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
-    with load_generator():
+    with load_generator(waiters):
         for _ in range(rounds):  # interleaved, so drift hits both alike
             for name, app in chosen.items():
                 runs[name].append(run_round(app, waiters, window))
