@@ -64,7 +64,7 @@ class App:
 
 def apps(waiters: int) -> dict[str, App]:
     return {
-        "bare": App("bare", "bare_longpoll:app", ROOT / "bench" / "apps", "/health", {}),
+        "bare": App("bare", "bench.apps.bare_longpoll:app", ROOT, "/health", {}),
         "resonate": App(
             "resonate",
             "gateway_fastapi:app",
@@ -278,6 +278,8 @@ def run_round(app: App, waiters: int, window: float) -> dict[str, float]:
             "--port",
             str(port),
             "--no-access-log",
+            "--log-level",
+            "warning",
         ]
     )
     ready = f"http://127.0.0.1:{port}{app.health}"

@@ -4,7 +4,7 @@ request until something happens, and answer it then.
 ``GET /wait`` awaits one module-level :class:`asyncio.Event`; ``POST /set`` sets
 it, answering every parked request at once. ``GET /health`` tells when it serves.
 
-    cd bench/apps && uvicorn bare_longpoll:app
+    uvicorn bench.apps.bare_longpoll:app
 """
 
 from __future__ import annotations
