@@ -187,6 +187,8 @@ def test_the_backend_down_mid_flight_then_back() -> None:
             assert first.status_code == 202
         down = httpx.get(f"{base}{P}/invocations/{first.json()['id']}", timeout=30)
         assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        refused = httpx.post(f"{base}{P}/functions/ping?id=while-down", json={}, timeout=30)
+        assert refused.status_code == 503
         with procs.process(argv, ready_url=f"{url}/health"):
             for _ in range(600):  # the client reconnects on its own backoff
                 again = httpx.get(f"{base}{P}/health", timeout=30)
@@ -194,6 +196,11 @@ def test_the_backend_down_mid_flight_then_back() -> None:
                     break
                 asyncio.run(asyncio.sleep(0.1))
             assert again.status_code == 200
+            # The start that answered 503 was dropped, not sent once the server was
+            # back: past the SDK's next resend (1 s, then 2 s), it does not exist.
+            asyncio.run(asyncio.sleep(4))
+            gone = httpx.get(f"{base}{P}/invocations/while-down", timeout=30)
+            assert gone.status_code == 404, gone.text
             # The dev server forgot everything (it keeps state in memory): a new start works.
             assert httpx.post(f"{base}{P}/functions/ping", json={}, timeout=30).status_code == 202
 

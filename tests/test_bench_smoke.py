@@ -37,5 +37,7 @@ def test_make_bench_runs_on_a_tiny_size(tmp_path: Path) -> None:
     assert all(row["start_result"] > 0 and row["status"] > 0 for row in report["adapters"])
     assert [row["app"] for row in report["over_time"]] == ["resonate", "by-hand"]
     assert all(len(row["per_second"]) == 2 for row in report["over_time"])
+    assert [row["app"] for row in report["longpoll"]] == ["bare", "resonate"]
+    assert {row["path"] for row in report["bridge"]} >= {"bare hop", "facade", "flask view"}
     assert all(row["start_result_ratio"] > 0 for row in report["gateway"])
     assert "| sequential | core |" in out.stdout

@@ -16,9 +16,10 @@ enforces it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
 
@@ -33,10 +34,11 @@ from resonate.connections.local import (
     wrap_response_envelope,
 )
 from resonate.context import Context
-from resonate.error import DecodingError
+from resonate.error import ConnectorError, DecodingError
 from resonate.handle import PromiseResult, ResonateHandle
 from resonate.resonate import Resonate
 from resonate.send import parse_promise
+from resonate.transport import UnblockMsg
 from resonate.types import PromiseCreateReq, PromiseRecord, Value
 
 from resonate_web import _search
@@ -160,6 +162,48 @@ async def create_promise(
     return record
 
 
+class PushedSettles:
+    """The settled records the backend pushes (``unblock`` messages), kept while
+    somebody in this process waits on their id.
+
+    A waiter woken by the SDK's settle notification gets the state and value,
+    not the record (when it settled): this keeps the record the same message
+    carried, so the waiter need not read it back.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, int] = {}
+        self._records: dict[str, PromiseRecord] = {}
+
+    def attach(self, client: Resonate) -> None:
+        """Listen to ``client``'s pushed messages, from every source it has."""
+        client._transport.recv(self._on_message)
+
+    def _on_message(self, message: Any) -> None:
+        if isinstance(message, UnblockMsg):
+            record = message.data.promise
+            if record.id in self._waiting and record.state != "pending":
+                self._records[record.id] = record
+
+    @contextlib.contextmanager
+    def waiting(self, id: str) -> Iterator[None]:
+        """Keep what is pushed for ``id`` while within."""
+        self._waiting[id] = self._waiting.get(id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._waiting[id] - 1
+            if left:
+                self._waiting[id] = left
+            else:
+                del self._waiting[id]
+                self._records.pop(id, None)
+
+    def get(self, id: str) -> PromiseRecord | None:
+        """The settled record pushed for ``id`` (values still encoded), if one was."""
+        return self._records.get(id)
+
+
 # ── identity and execution state ──────────────────────────────────────────
 
 
@@ -220,13 +264,33 @@ async def _edge(
     send: Callable[[str, dict[str, str] | None], Awaitable[Any]],
     req: str,
     headers: dict[str, str] | None,
+    *,
+    remote: bool = True,
 ) -> str:
-    """``send`` ``req`` with root creates tagged; a launch's create keeps its answer."""
+    """``send`` ``req`` with root creates tagged; a launch's create keeps its answer.
+
+    To a ``remote`` backend, a launch's create is dropped once the launch is
+    abandoned: the SDK's connection retries a request forever while the backend
+    is down, and a create sent after the request answered 503 would start an
+    invocation nobody knows of (and its retry, without an id, a second one).
+    """
     tagged, launch = _search.tag_root_create(req)
-    answer = str(await send(tagged, headers))
-    if launch is not None:
-        launch.answer = answer
-    return answer
+    if launch is None:
+        return str(await send(tagged, headers))
+    if not remote:
+        launch.answer = str(await send(tagged, headers))
+        return launch.answer
+    sending = asyncio.ensure_future(send(tagged, headers))
+    abandoned = asyncio.ensure_future(launch.abandoned.wait())
+    try:
+        await asyncio.wait({sending, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        abandoned.cancel()
+    if not sending.done():
+        sending.cancel()
+        raise ConnectorError(RuntimeError(f"the start of {launch.id} was abandoned"))
+    launch.answer = str(sending.result())
+    return launch.answer
 
 
 def launched_record(launch: _search.Launch) -> tuple[PromiseRecord | None, bool]:
@@ -396,7 +460,7 @@ class _EmbeddedConnection(LocalConnection):
             query = json.loads(req).get("data") or {}
             records = (p.to_record() for p in self.state.promises.values())
             return _search_reply(req, _search.search_records(records, query))
-        return await _edge(super().send, req, headers)
+        return await _edge(super().send, req, headers, remote=False)
 
     def _dispatch_messages(self, messages: list[OutgoingMessage]) -> None:
         own = self.resolve_target(self._group)

@@ -17,6 +17,7 @@ not a scan of ids.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -51,6 +52,9 @@ class Launch:
     id: str
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
     answer: str | None = None
+    #: Set when the request gave up on the create (it answered 503): a create still
+    #: retrying against a backend that is down is dropped instead of sent later.
+    abandoned: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 _LAUNCH: contextvars.ContextVar[Launch | None] = contextvars.ContextVar(

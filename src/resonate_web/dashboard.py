@@ -118,20 +118,19 @@ class Feed:
         finally:
             self._subscribers.discard(queue)
 
-    def watch(self, gw: Gateway, id: str, handle: ResonateHandle[Any]) -> None:
-        """Publish ``id`` once it settles (the SDK's notification, then a read), and
-        count it in the settled metric."""
+    def watch(self, gw: Gateway, id: str, function: str, handle: ResonateHandle[Any]) -> None:
+        """Once ``id`` (of ``function``) settles: count it in the settled metric (from
+        the SDK's notification) and, while the dashboard has viewers, publish it
+        (read back, for the document)."""
 
         async def watcher() -> None:
             with contextlib.suppress(Exception):
-                await _sdk.settled(handle)
-                record = await gw.read(id)
-                if record is None:
+                settled = await _sdk.settled(handle)
+                telemetry.count_settled(function, invocations.status_of_state(settled.state))
+                if not (gw.settings.ui and self.subscribers):
                     return
-                telemetry.count_settled(
-                    invocations.function_of(record) or "", invocations.status_of(record)
-                )
-                if gw.settings.ui:
+                record = await gw.read(id)
+                if record is not None:
                     self.publish(id, record)
 
         task = asyncio.get_running_loop().create_task(watcher())

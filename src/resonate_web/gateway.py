@@ -412,9 +412,11 @@ class Gateway:
         wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
         id = scoped(request.scope, self._invocation_id(request))
         args, kwargs = exposed.bind(*self._call_arguments(request))
-        record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
-        if wait > 0:
-            record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
+        # Kept from before the create: a quick function settles before the wait begins.
+        with self.runtime.pushed.waiting(id):
+            record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
+            if wait > 0:
+                record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
         return await self._status_response(request, id, record, created=True)
 
     async def begin(
@@ -429,23 +431,21 @@ class Gateway:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
         The same id with the same call is a replay (the stored record, no second
-        execution); with another call, 422 ``idempotency-key-reused``. A shared
-        backend is read first, so one that is down answers 503 before anything
-        is created. Returns the record and, for a new invocation, its handle.
+        execution); with another call, 422 ``idempotency-key-reused``. One call
+        to the backend, the create; a backend that is down answers 503 and the
+        create is dropped. Returns the record and, for a new invocation, its handle.
         """
-        if self.settings.backend != "embedded":
-            # A backend that is down answers 503 before anything is created. The
-            # embedded backend is this process: its create is the first call.
-            found = await self.read(id)
-            if found is not None:
-                self._check_replay(found, exposed, args, kwargs)
-                return found, None
         handle: ResonateHandle[Any] | None
         with _search.launching(id) as launch:
             handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner)
-        await self.bounded(handle.id())
-        # The create answers with the stored record: no read, unless it did not
-        # come through here (a conflict answers without one).
+        try:
+            await self.bounded(handle.id())
+        except Problem:
+            # 503: the create is dropped, not sent once the backend is back.
+            launch.abandoned.set()
+            raise
+        # The create answers with the stored record, new or found: no read, unless
+        # the answer did not come through here (a conflict carries no record).
         raw, created = _sdk.launched_record(launch)
         record = self._decoded(raw) if raw is not None else await self.read(id)
         if record is None:  # pragma: no cover - created, then gone
@@ -460,7 +460,7 @@ class Gateway:
             if self.settings.ui:
                 self.feed.publish(id, record)
             if self.settings.ui or telemetry.counting():
-                self.feed.watch(self, id, handle)
+                self.feed.watch(self, id, exposed.name, handle)
         self._check_replay(record, exposed, args, kwargs)
         return record, handle
 
@@ -589,18 +589,20 @@ class Gateway:
             )
         self._waiters += 1
         try:
-            if handle is None:
-                handle = await self.bounded(self.runtime.client.get(id))
-            until_timeout = record.timeout_at / 1000 - time.time() + 0.05
-            remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
-            if remaining > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_sdk.settled(handle), remaining)
+            with self.runtime.pushed.waiting(id):
+                if handle is None:
+                    handle = await self.bounded(self.runtime.client.get(id))
+                until_timeout = record.timeout_at / 1000 - time.time() + 0.05
+                remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_sdk.settled(handle), remaining)
+                pushed = self.runtime.pushed.get(id)
         finally:
             self._waiters -= 1
-        # Read back once woken: the document shows when it settled, which the
-        # notification does not carry.
-        settled = await self.read(id) or record
+        # The document shows when it settled, which the notification does not carry:
+        # the record the backend pushed with it does; else it is read back.
+        settled = self._decoded(pushed) if pushed else await self.read(id) or record
         if invocations.status_of(settled) != "pending":
             self.announce(id, settled)
         return settled

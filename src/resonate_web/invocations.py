@@ -79,7 +79,12 @@ def call_of(record: PromiseRecord) -> tuple[str, int, list[Any], dict[str, Any]]
 
 
 def status_of(record: PromiseRecord) -> Status:
-    return _STATES.get(record.state, "pending")
+    return status_of_state(record.state)
+
+
+def status_of_state(state: str) -> Status:
+    """The status document's ``status`` for a promise state."""
+    return _STATES.get(state, "pending")
 
 
 def is_external(record: PromiseRecord) -> bool:

@@ -378,6 +378,8 @@ class Runtime:
         self.watch = (
             ConnectionWatch(settings.url) if settings.url and settings.backend == "http" else None
         )
+        #: Settled records the backend pushes, for the ids requests here wait on.
+        self.pushed = _sdk.PushedSettles()
         #: Background work of the started client: declaring schedules, firing them.
         self._chores: list[asyncio.Task[None]] = []
         self._refresh()
@@ -482,6 +484,7 @@ class Runtime:
         client = build_client(self.settings, group=self._group, watch=self.watch)
         self._registered.clear()
         self._register(client)
+        self.pushed.attach(client)
         client.start()
         self._loop = asyncio.get_running_loop()
         self._client = client
