@@ -9,6 +9,11 @@ the same run, printed as tables and written as JSON under ``bench/results/``.
   under load for a minute (``bench_adapters.py``);
 - ``gateway``: the core and the FastAPI routes against the raw SDK and a hand-written
   FastAPI endpoint, in process, on the embedded backend (``bench_gateway.py``);
+- ``longpoll``: 1,000 long-polls parked on one pending invocation against a bare
+  endpoint awaiting an event: memory per waiter, CPU while parked, time from the
+  settle to the last answer (``bench_longpoll.py``);
+- ``bridge``: the sync client's hop onto the runtime's loop against a bare
+  ``run_coroutine_threadsafe`` (``bench_bridge.py``);
 - ``distributed``: the HTTP gateway against a hand-written FastAPI route calling the
   raw SDK's ``rpc`` (the raw ``rpc`` in process beside), across processes, on the dev
   server and on Postgres (``bench_distributed.py``).
@@ -30,8 +35,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_adapters  # noqa: E402
+import bench_bridge  # noqa: E402
 import bench_distributed  # noqa: E402
 import bench_gateway  # noqa: E402
+import bench_longpoll  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -51,10 +58,14 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
     if tiny:
         adapters = bench_adapters.main(seconds=1, rounds=1, windows=2, window_seconds=1)
         gateway = asyncio.run(bench_gateway.main(5, rounds=1))
+        longpoll = bench_longpoll.main(20, 1, 0.2)
+        bridge = bench_bridge.main(50, 1)
         distributed = bench_distributed.main(10, 5, 1, backends)
     else:
         adapters = bench_adapters.main(seconds=3, rounds=3, windows=6, window_seconds=10)
         gateway = asyncio.run(bench_gateway.main(200, rounds=3))
+        longpoll = bench_longpoll.main(1000, 3, 2.0)
+        bridge = bench_bridge.main(2000, 3)
         distributed = bench_distributed.main(500, 50, 3, backends)
     report: dict[str, object] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -68,6 +79,8 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
         "tiny": tiny,
         **adapters,
         "gateway": gateway,
+        "longpoll": longpoll,
+        "bridge": bridge,
         "distributed": distributed,
     }
     out.mkdir(parents=True, exist_ok=True)
