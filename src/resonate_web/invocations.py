@@ -8,6 +8,7 @@ with :mod:`pickletools`, which disassembles without executing anything.
 from __future__ import annotations
 
 import base64
+import functools
 import pickletools
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -91,6 +92,7 @@ def is_external(record: PromiseRecord) -> bool:
     return record.tags.get(_sdk.EXTERNAL_TAG) == "true"
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(ms: int | None) -> str | None:
     """Unix milliseconds as ISO-8601 UTC (``2026-11-26T10:00:00.123Z``)."""
     if not ms:

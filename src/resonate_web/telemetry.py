@@ -69,7 +69,11 @@ def active() -> bool:
         return False
     from opentelemetry import trace
 
-    provider = trace.get_tracer_provider()
+    # The global set by set_tracer_provider (once); get_tracer_provider() reads the
+    # environment on every call until one is set.
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    if provider is None:
+        provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
@@ -103,14 +107,21 @@ def current_invocation() -> str | None:
     return _INVOCATION.get()
 
 
-@contextlib.contextmanager
-def invocation(id: str | None) -> Iterator[None]:
-    """Log records within belong to invocation ``id``."""
-    token = _INVOCATION.set(id)
-    try:
-        yield
-    finally:
-        _INVOCATION.reset(token)
+class invocation:
+    """Log records within belong to invocation ``id``.
+
+    A class rather than a generator: every request enters one."""
+
+    __slots__ = ("_id", "_token")
+
+    def __init__(self, id: str | None) -> None:
+        self._id = id
+
+    def __enter__(self) -> None:
+        self._token = _INVOCATION.set(self._id)
+
+    def __exit__(self, *exc: object) -> None:
+        _INVOCATION.reset(self._token)
 
 
 # ── spans ────────────────────────────────────────────────────────────────────

@@ -138,17 +138,20 @@ class ResonateRouter(APIRouter):
             body = b""
             if route.method == "POST":
                 body = await read_capped(request.stream(), self.settings.body_limit)
+            path = _external_path(request)
             neutral = neutral_request(
                 route,
                 method=request.method,
-                path=_external_path(request),
+                path=path,
                 path_params=request.path_params,
                 query=dict(request.query_params.items()),
                 headers=request.headers.items(),
                 body=body,
                 user=principal if self._principal is not None else request.scope.get("user"),
             )
-            response = await serve_async(self.hosted, route, neutral, request.url.path)
+            # Without a root path the URL's path is the scope's (no URL to build).
+            instance = request.url.path if request.scope.get("root_path") else path
+            response = await serve_async(self.hosted, route, neutral, instance)
             stream = async_stream(self.hosted, response)
             if stream is not None:
                 return EventSourceResponse(stream, headers=response.headers)
