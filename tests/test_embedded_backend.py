@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
+
+from resonate.types import Value
 
 from resonate_web import Runtime, Settings
 from resonate_web._sdk import _EmbeddedConnection as EmbeddedConnection
@@ -33,3 +36,58 @@ async def test_a_task_for_another_group_is_not_delivered_here() -> None:
         assert (await gateway.handle("status", status, "/")).body["status"] == "pending"
     finally:
         await runtime.stop()
+
+
+async def test_a_wait_woken_while_the_invocation_is_pending_waits_on() -> None:
+    """The SDK's periodic listener refresh settles a handle as gone (rejected) when it
+    runs between the handle's subscription and its create, though the invocation is
+    pending. A start with ``wait`` and the client's ``result()`` go on waiting."""
+    from resonate_web.facade import AsyncClient
+    from resonate_web.runtime import Portal
+
+    runtime = Runtime(Settings.load(environ={}), build())
+    client = await runtime.start()
+    portal = Portal(runtime, own_loop=False)
+    await portal.attach()
+    gateway = Gateway(runtime)
+
+    def gone(id: str) -> None:  # what the refresh does on a 404 (SDK-private, on purpose)
+        sub = client._runtime.subs[id]
+        client._settle_subscription_gone(id, sub, f"promise {id} not found")
+
+    try:
+        body = b'{"args": ["approve-me"]}'
+        headers = {"content-type": "application/json"}
+        query = {"id": "ask", "wait": "30"}
+        start = Request("POST", {"name": "approval"}, query, headers, body, "/r")
+        waiting = asyncio.create_task(gateway.handle("start", start, "/"))
+        await _created(client, "ask:1")  # it awaits its promise
+        gone("ask")
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # still waiting, not a 202 for a pending invocation
+        await client.promises.resolve("ask:1", Value(data="yes"))
+        answer = await waiting
+        assert (answer.status, answer.body["status"], answer.body["result"]) == (
+            200,
+            "resolved",
+            "yes",
+        )
+
+        handle = await AsyncClient(portal, gateway).run("ask-again", "approval", "again")
+        await _created(client, "ask-again:1")
+        gone("ask-again")
+        result = asyncio.create_task(handle.result(timeout=30))
+        await asyncio.sleep(0.2)
+        assert not result.done()
+        await client.promises.resolve("ask-again:1", Value(data="ok"))
+        assert await result == "ok"
+    finally:
+        await portal.detach()
+
+
+async def _created(client: Any, id: str) -> None:
+    for _ in range(1000):
+        if id in client._network.state.promises:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{id} was never created")

@@ -42,7 +42,7 @@ from typing import Any
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
-from resonate_web import invocations, settling
+from resonate_web import _sdk, invocations, settling
 from resonate_web.auth import Authorize
 from resonate_web.exposure import Functions
 from resonate_web.gateway import Gateway
@@ -82,7 +82,19 @@ class _Calls:
         return await self._gateway.bounded(self._runtime.client.get(id))
 
     async def _outcome(self, id: str, handle: ResonateHandle[Any] | None) -> Any:
-        return await (await self._handle(id, handle)).result()
+        handle = await self._handle(id, handle)
+        while (await _sdk.settled(handle)).state == "rejected":
+            # The SDK's periodic listener refresh settles a handle as "gone" (rejected)
+            # when it runs between the handle's subscription and its create: a
+            # rejection is read back, and while the invocation is pending, waited
+            # for again on a fresh handle.
+            record = await self._gateway.read(id)
+            if record is None:
+                break
+            handle = await self._handle(id, None)  # settled as stored, or pending
+            if invocations.status_of(record) != "pending":
+                break
+        return await handle.result()
 
     async def _status(self, id: str) -> dict[str, Any]:
         return await self._gateway.status_document(validate_id(id), self._runtime.settings.prefix)

@@ -593,22 +593,38 @@ class Gateway:
         self._waiters += 1
         try:
             with self.runtime.pushed.waiting(id):
-                if handle is None:
-                    handle = await self.bounded(self.runtime.client.get(id))
-                until_timeout = record.timeout_at / 1000 - time.time() + 0.05
-                remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
-                if remaining > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(_sdk.settled(handle), remaining)
-                pushed = self.runtime.pushed.get(id)
+                while True:
+                    if handle is None:
+                        handle = await self.bounded(self.runtime.client.get(id))
+                    until_timeout = record.timeout_at / 1000 - time.time() + 0.05
+                    remaining = min(deadline - time.monotonic(), max(until_timeout, 0.0))
+                    if remaining > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(_sdk.settled(handle), remaining)
+                    pushed = self.runtime.pushed.get(id)
+                    # The document shows when it settled, which the notification does
+                    # not carry: the record the backend pushed with it does; else it
+                    # is read back.
+                    if pushed is not None:
+                        return self._settled(id, self._decoded(pushed))
+                    settled = await self.read(id)
+                    if settled is None:  # forgotten meanwhile (the embedded retention)
+                        return record
+                    if invocations.status_of(settled) != "pending" or remaining <= 0:
+                        return self._settled(id, settled)
+                    if deadline - time.monotonic() <= 0:
+                        return settled
+                    # Woken while it is still pending: the SDK's periodic listener
+                    # refresh settles a handle as "gone" when it runs between the
+                    # handle's subscription and its create. Wait on a fresh one.
+                    handle = None
         finally:
             self._waiters -= 1
-        # The document shows when it settled, which the notification does not carry:
-        # the record the backend pushed with it does; else it is read back.
-        settled = self._decoded(pushed) if pushed else await self.read(id) or record
-        if invocations.status_of(settled) != "pending":
-            self.announce(id, settled)
-        return settled
+
+    def _settled(self, id: str, record: PromiseRecord) -> PromiseRecord:
+        if invocations.status_of(record) != "pending":
+            self.announce(id, record)
+        return record
 
     def announce(self, id: str, record: PromiseRecord) -> None:
         """Tell the dashboard's live list (if on) that ``id`` is now ``record``."""
