@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support import procs  # noqa: E402
 
 CONNECTIONS = 16
+#: The apps the over-time run loads, in order.
+NAMES = ("resonate", "by-hand")
 BODY = '{"args":[1,2]}'
 
 # Every answer is checked: a wrong one counts as bad, and the first is printed.
@@ -200,8 +202,31 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def wrk(url: str, script: Path, seconds: float, env: dict[str, str] | None = None) -> float:
-    """Requests per second of one wrk run; every answer must have been right."""
+@dataclass(frozen=True)
+class Load:
+    """One wrk run against one server: its throughput, and the server's CPU per request."""
+
+    per_second: float
+    cpu_us: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loaded(pid: int, run: Callable[[], tuple[float, int]]) -> Load:
+    """``run`` (a wrk run: rate, requests) with the server's CPU time read around it."""
+    before = cpu_seconds(pid)
+    rate, requests = run()
+    return Load(rate, (cpu_seconds(pid) - before) / max(requests, 1) * 1e6)
+
+
+def wrk(
+    url: str, script: Path, seconds: float, env: dict[str, str] | None = None
+) -> tuple[float, int]:
+    """Requests per second and requests of one wrk run; every answer must have been right."""
     argv = [
         *_pinned(1),
         wrk_path(),
@@ -218,26 +243,27 @@ def wrk(url: str, script: Path, seconds: float, env: dict[str, str] | None = Non
         argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True
     ).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     bad = re.search(r"^bad (\d+)", out, re.MULTILINE)
     errors = re.search(r"Socket errors: .*|Non-2xx or 3xx responses: \d+", out)
-    if rate is None or bad is None:
+    if rate is None or bad is None or count is None:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
     if int(bad.group(1)) or errors:
         raise RuntimeError(f"{bad.group(1)} wrong answers from {url}:\n{out}")
-    return float(rate.group(1))
+    return float(rate.group(1)), int(count.group(1))
 
 
-def start_load(base: str, app: App, script: Path, seconds: float) -> float:
+def start_load(base: str, app: App, script: Path, seconds: float) -> tuple[float, int]:
     env = {"BENCH_PREFIX": uuid.uuid4().hex[:10] + "-", "BENCH_PATH": app.start}
     env["BENCH_SUFFIX"] = app.suffix
     return wrk(base + app.start, script, seconds, env)
 
 
-def measure(app: App, scripts: dict[str, Path], seconds: float) -> tuple[float, float]:
-    """A fresh server: start + result, then status reads; requests per second of each."""
-    with serving(app) as (base, _):
+def measure(app: App, scripts: dict[str, Path], seconds: float) -> tuple[Load, Load]:
+    """A fresh server: start + result, then status reads of one settled invocation."""
+    with serving(app) as (base, pid):
         start_load(base, app, scripts["start"], 1)  # warm-up
-        started = start_load(base, app, scripts["start"], seconds)
+        started = loaded(pid, lambda: start_load(base, app, scripts["start"], seconds))
         id = "settled-" + uuid.uuid4().hex[:8]
         answer = httpx.post(
             f"{base}{app.start}?id={id}{app.suffix}",
@@ -246,12 +272,12 @@ def measure(app: App, scripts: dict[str, Path], seconds: float) -> tuple[float, 
             headers={"content-type": "application/json"},
         )
         assert answer.json()["result"] == 3, answer.text
-        reads = wrk(base + app.status + id, scripts["read"], seconds)
+        reads = loaded(pid, lambda: wrk(base + app.status + id, scripts["read"], seconds))
         return started, reads
 
 
 def adapters(seconds: float, rounds: int, scripts: dict[str, Path]) -> list[dict[str, object]]:
-    figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    figures: dict[tuple[str, str], list[tuple[Load, Load]]] = {}
     for framework, apps in FRAMEWORKS.items():
         for r in range(rounds):
             order = list(apps.items()) if r % 2 == 0 else list(reversed(apps.items()))
@@ -259,45 +285,52 @@ def adapters(seconds: float, rounds: int, scripts: dict[str, Path]) -> list[dict
                 figures.setdefault((framework, name), []).append(measure(app, scripts, seconds))
     print(
         f"\nAdapter overhead: requests/s, median of {rounds} rounds of {seconds:g} s, "
-        f"wrk -t1 -c{CONNECTIONS}, one server process pinned to one core\n"
+        f"wrk -t1 -c{CONNECTIONS}, one server process pinned to one core; and the "
+        "server's CPU time per request (µs). Ratios: by hand over resonate_web for CPU, "
+        "resonate_web over by hand for requests/s (1.00x: no cost)\n"
     )
     print(
-        "| framework | by hand: start+result | resonate_web | ratio | by hand: status | "
-        "resonate_web | ratio |"
+        "| framework | route | by hand, req/s | resonate_web | ratio | "
+        "by hand, CPU µs/req | resonate_web | ratio |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     rows: list[dict[str, object]] = []
     for framework in FRAMEWORKS:
-        hand = figures[(framework, "by-hand")]
-        ours = figures[(framework, "resonate")]
-        hs, os_ = statistics.median(s for s, _ in hand), statistics.median(s for s, _ in ours)
-        hr, or_ = statistics.median(r for _, r in hand), statistics.median(r for _, r in ours)
-        print(
-            f"| {framework} | {hs:.0f} | {os_:.0f} | {os_ / hs:.2f}x | {hr:.0f} | {or_:.0f} | "
-            f"{or_ / hr:.2f}x |"
-        )
-        rows.append(
-            {
-                "framework": framework,
-                "start_result_by_hand": round(hs, 1),
-                "start_result": round(os_, 1),
-                "start_result_ratio": round(os_ / hs, 3),
-                "status_by_hand": round(hr, 1),
-                "status": round(or_, 1),
-                "status_ratio": round(or_ / hr, 3),
-            }
-        )
+        row: dict[str, object] = {"framework": framework}
+        for i, route in enumerate(("start_result", "status")):
+            hand = [pair[i] for pair in figures[(framework, "by-hand")]]
+            ours = [pair[i] for pair in figures[(framework, "resonate")]]
+            hr = statistics.median(x.per_second for x in hand)
+            orr = statistics.median(x.per_second for x in ours)
+            hc = statistics.median(x.cpu_us for x in hand)
+            oc = statistics.median(x.cpu_us for x in ours)
+            label = "start + result" if route == "start_result" else "status read"
+            print(
+                f"| {framework} | {label} | {hr:.0f} | {orr:.0f} | {orr / hr:.2f}x | "
+                f"{hc:.0f} | {oc:.0f} | {hc / oc:.2f}x |"
+            )
+            row.update(
+                {
+                    f"{route}_by_hand": round(hr, 1),
+                    route: round(orr, 1),
+                    f"{route}_ratio": round(orr / hr, 3),
+                    f"{route}_cpu_us_by_hand": round(hc, 1),
+                    f"{route}_cpu_us": round(oc, 1),
+                    f"{route}_cpu_ratio": round(hc / oc, 3),
+                }
+            )
+        rows.append(row)
     return rows
 
 
 def over_time(windows: int, seconds: float, scripts: dict[str, Path]) -> list[dict[str, object]]:
     apps = FRAMEWORKS["FastAPI on uvicorn"]
     series: dict[str, list[tuple[float, int]]] = {}
-    for name in ("resonate", "by-hand"):
+    for name in NAMES:
         app = apps[name]
         with serving(app) as (base, pid):
             for _ in range(windows):
-                rate = start_load(base, app, scripts["start"], seconds)
+                rate, _ = start_load(base, app, scripts["start"], seconds)
                 series.setdefault(name, []).append((rate, rss_kib(pid)))
     print(
         f"\nOver time: one FastAPI server under start + result load, {windows} windows of "

@@ -62,7 +62,7 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
         bridge = bench_bridge.main(50, 1)
         distributed = bench_distributed.main(10, 5, 1, backends)
     else:
-        adapters = bench_adapters.main(seconds=4, rounds=3, windows=6, window_seconds=10)
+        adapters = bench_adapters.main(seconds=3, rounds=5, windows=6, window_seconds=10)
         gateway = asyncio.run(bench_gateway.main(200, rounds=3))
         longpoll = bench_longpoll.main(1000, 3, 2.0)
         bridge = bench_bridge.main(2000, 3)

@@ -35,6 +35,7 @@ def test_make_bench_runs_on_a_tiny_size(tmp_path: Path) -> None:
         "Django on uvicorn",
     ]
     assert all(row["start_result"] > 0 and row["status"] > 0 for row in report["adapters"])
+    assert all(row["status_cpu_us"] > 0 for row in report["adapters"])
     assert [row["app"] for row in report["over_time"]] == ["resonate", "by-hand"]
     assert all(len(row["per_second"]) == 2 for row in report["over_time"])
     assert [row["app"] for row in report["longpoll"]] == ["bare", "resonate"]

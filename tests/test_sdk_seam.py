@@ -367,6 +367,8 @@ async def test_indexed_state_answers_as_the_sdks() -> None:
         k: t.to_record() for k, t in sdk_state.tasks.items()
     }
     assert not indexed.awaited_by  # every settle dropped its task from the index
+    roots = [k for k, p in sdk_state.promises.items() if p.tags.get("resonate:origin") == k]
+    assert indexed.roots == len(roots) == 5
 
 
 async def _wait_awaiting(state: Any, root: str) -> None:

@@ -363,6 +363,8 @@ class _Promises(dict[str, DurablePromise]):
         self._forget(id)
         promise.awaiters = _Awaiters(self._state, id, promise.awaiters)
         super().__setitem__(id, promise)
+        if promise.tags.get("resonate:origin") == id:
+            self._state.roots += 1
         branch = promise.tags.get("resonate:branch")
         if branch is not None:
             self._state.branches.setdefault(branch, {})[id] = None
@@ -380,6 +382,8 @@ class _Promises(dict[str, DurablePromise]):
         if promise is None:
             return
         promise.awaiters.clear()
+        if promise.tags.get("resonate:origin") == id:
+            self._state.roots -= 1
         branch = self._state.branches.get(promise.tags.get("resonate:branch", ""))
         if branch is not None:
             branch.pop(id, None)
@@ -405,6 +409,8 @@ class _IndexedState(ServerState):
         self.branches: dict[str, dict[str, None]] = {}
         #: Task id -> ids of the promises it awaits.
         self.awaited_by: dict[str, set[str]] = {}
+        #: How many root promises (invocations) it holds.
+        self.roots = 0
         self.promises = _Promises(self)
 
     def enqueue_settle(self, promise_id: str) -> None:
@@ -503,6 +509,15 @@ def prune_embedded(client: Resonate, *, settled_before: int, keep: int) -> int:
     state.p_timeouts[:] = [t for t in state.p_timeouts if t.id not in lineage]
     state.t_timeouts[:] = [t for t in state.t_timeouts if t.id not in lineage]
     return len(doomed)
+
+
+def embedded_size(client: Resonate) -> int:
+    """How many invocations (root promises, settled or not) the embedded backend holds;
+    0 on any other backend."""
+    network = client._network
+    if not isinstance(network, LocalConnection) or not isinstance(network.state, _IndexedState):
+        return 0
+    return network.state.roots
 
 
 def embedded_connection(*, pid: str, group: str) -> LocalConnection:

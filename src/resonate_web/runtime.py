@@ -509,8 +509,16 @@ class Runtime:
         """Keep the embedded backend to its retention (``embedded_retention`` seconds,
         the ``embedded_keep`` newest): it keeps everything, and slows as it grows."""
         interval = min(max(self.settings.embedded_retention / 4, 0.05), 30.0)
+        tick = min(interval, 1.0)
+        # Past the count by a tenth, it prunes at once (the check is a len()), so
+        # memory stays flat under load; by age, every quarter of the retention.
+        over = self.settings.embedded_keep + max(self.settings.embedded_keep // 10, 100)
+        due = time.monotonic() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(tick)
+            if time.monotonic() < due and _sdk.embedded_size(self.client) <= over:
+                continue
+            due = time.monotonic() + interval
             forgotten = self.prune_now()
             if forgotten:
                 logger.debug("resonate-web: forgot %d settled invocation(s)", forgotten)

@@ -198,9 +198,12 @@ class ModalPattern(URLPattern):  # type: ignore[misc]
         self.asynchronous = asynchronous
 
     def resolve(self, path: str) -> Any:
-        if _on_event_loop():
-            return self.asynchronous.resolve(path)
-        return super().resolve(path)
+        # Django tries every pattern in turn: only the one that matches asks which
+        # handler is calling.
+        match = super().resolve(path)
+        if match is None or not _on_event_loop():
+            return match
+        return self.asynchronous.resolve(path)
 
 
 def route_path(route: Route) -> str:
