@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,6 +20,7 @@ from resonate_web import Problem, Settings
 from resonate_web.auth import Principal
 from resonate_web.fastapi import ResonateRouter
 from resonate_web.flask import Resonate
+from resonate_web.gateway import Gateway
 from tests.support import django_clients, procs
 from tests.support.adapters import FlaskTestClient
 from tests.support.functions import build
@@ -209,17 +211,8 @@ def test_the_backend_down_mid_flight_then_back() -> None:
 
 
 def test_a_client_that_leaves_a_long_poll_or_stream_leaks_no_waiter() -> None:
-    router = ResonateRouter(build(), settings=Settings.load(environ={}, keepalive=0.2))
-    app = FastAPI()
-    app.include_router(router)
-    gateway = router.hosted.gateway
-
     async def main() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
-        ):
+        async with _in_process(keepalive=0.2) as (client, gateway):
             started = await client.post(f"{P}/functions/slow", json={"args": [60, "x"]})
             id = started.json()["id"]
             polls = [
@@ -263,17 +256,8 @@ def test_access_settings_are_checked_when_read() -> None:
 
 
 def test_waiters_beyond_the_limit_are_a_503_not_a_queue() -> None:
-    router = ResonateRouter(build(), settings=Settings.load(environ={}, max_waiters=2))
-    app = FastAPI()
-    app.include_router(router)
-    gateway = router.hosted.gateway
-
     async def main() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
-        ):
+        async with _in_process(max_waiters=2) as (client, gateway):
             started = await client.post(f"{P}/functions/slow", json={"args": [60, "x"]})
             id = started.json()["id"]
             held = [
@@ -293,3 +277,18 @@ def test_waiters_beyond_the_limit_are_a_503_not_a_queue() -> None:
             assert gateway.waiting == 0
 
     asyncio.run(main())
+
+
+@contextlib.asynccontextmanager
+async def _in_process(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    """A FastAPI app with the router, run in process with its lifespan; its client
+    and the router's gateway."""
+    router = ResonateRouter(build(), settings=Settings.load(environ={}, **settings))
+    app = FastAPI()
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        yield client, router.hosted.gateway
