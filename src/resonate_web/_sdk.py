@@ -16,14 +16,18 @@ enforces it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
 
-from resonate.connections import HttpConnection, LocalConnection
+import aiohttp
+from resonate.connections import HttpConnection, LocalConnection, SSEConnection
 from resonate.connections.local import (
     DurablePromise,
     OutgoingMessage,
@@ -34,8 +38,10 @@ from resonate.connections.local import (
     wrap_response_envelope,
 )
 from resonate.context import Context
-from resonate.error import ConnectorError, DecodingError
+from resonate.durable import DurableFunction
+from resonate.error import ConnectorError, DecodingError, PlatformError, ServerError
 from resonate.handle import PromiseResult, ResonateHandle
+from resonate.heartbeat import AsyncHeartbeat
 from resonate.resonate import Resonate
 from resonate.send import parse_promise
 from resonate.transport import UnblockMsg
@@ -47,13 +53,17 @@ __all__ = [
     "EXTERNAL_TAG",
     "PICKLE_KEY",
     "SDK_RANGE",
+    "LeaseKeeper",
     "OutgoingMessage",
     "ServerState",
     "Task",
+    "TimelyState",
+    "attach_stream",
     "client_pid",
     "create_promise",
     "decode_value",
     "embedded_connection",
+    "event_stream",
     "extract_action_data",
     "held_tasks",
     "http_connection",
@@ -391,7 +401,69 @@ class _Promises(dict[str, DurablePromise]):
                 del self._state.branches[promise.tags["resonate:branch"]]
 
 
-class _IndexedState(ServerState):
+_FOREVER = (1 << 63) - 1
+
+
+def _timed_out(promise_id: str) -> dict[str, Any]:
+    """The value of a promise that timed out: the error the SDK raises where it is
+    awaited (an ``ApplicationError`` with this message)."""
+    message = f"promise {promise_id} timed out: nobody settled it before its timeout"
+    data = base64.b64encode(json.dumps({"message": message}).encode()).decode("ascii")
+    return {"headers": {}, "data": data}
+
+
+class TimelyState(ServerState):
+    """The SDK's in-process state machine, timing out what the Resonate server and
+    resonate-pg time out.
+
+    Its own times out only promises that carry a target: a ``ctx.promise(timeout=...)``
+    (no target) would wait forever. And a promise it times out is stored with a
+    ``null`` value, which the SDK's own parser refuses, so the push that should
+    wake its waiters is dropped (``Expected object, got null``). Here every promise
+    with a deadline times out, and a settled promise's value is always an object.
+    The dev server and the embedded backend both run on this.
+    """
+
+    def promise_create(self, now: int, corr_id: Any, req: Any) -> dict[str, Any]:
+        response: dict[str, Any] = super().promise_create(now, corr_id, req)
+        record = response.get("promise")
+        if not isinstance(record, dict):
+            return response
+        promise = self.promises.get(str(record.get("id")))
+        if promise is None:
+            return response
+        if response.get("status") == 201 and promise.timeout_at < _FOREVER:
+            self.set_p_timeout(promise.id, promise.timeout_at)
+        if record.get("state") != "pending" and record.get("value") is None:
+            self._valued(promise.id)
+            response["promise"] = {**record, "value": promise.value}
+        return response
+
+    def task_create(self, now: int, corr_id: Any, req: Any) -> dict[str, Any]:
+        response: dict[str, Any] = super().task_create(now, corr_id, req)
+        record = response.get("promise")
+        if isinstance(record, dict) and record.get("state") != "pending":
+            promise = self.promises.get(str(record.get("id")))
+            if promise is not None and record.get("value") is None:
+                self._valued(promise.id)
+                response["promise"] = {**record, "value": promise.value}
+        return response
+
+    def _valued(self, promise_id: str) -> None:
+        promise = self.promises.get(promise_id)
+        if promise is not None and promise.state != "pending" and promise.value is None:
+            promise.value = _timed_out(promise_id) if promise.state == "rejected_timedout" else {}
+
+    def enqueue_settle(self, promise_id: str) -> None:
+        self._valued(promise_id)
+        super().enqueue_settle(promise_id)
+
+    def notify_subscribers(self, promise_id: str) -> None:
+        self._valued(promise_id)
+        super().notify_subscribers(promise_id)
+
+
+class _IndexedState(TimelyState):
     """The SDK's in-process state machine, without its two scans of every promise.
 
     On each settle the SDK walks every promise to drop the settled task from
@@ -414,6 +486,7 @@ class _IndexedState(ServerState):
         self.promises = _Promises(self)
 
     def enqueue_settle(self, promise_id: str) -> None:
+        self._valued(promise_id)
         task = self.tasks.get(promise_id)
         if task is None or task.state == "fulfilled":
             super().enqueue_settle(promise_id)  # no scan on these paths
@@ -537,6 +610,31 @@ def http_connection(url: str, *, auth: str | None, backoff: Any) -> HttpConnecti
     return _HttpConnection(url, auth=auth, backoff=backoff)
 
 
+def _explain_timeouts(raw: str) -> str:
+    """``raw`` (a response or a pushed message), with the empty value of every promise
+    record in it that timed out replaced by the error :func:`_timed_out` names.
+
+    resonate-pg stores a timed-out promise with no value, which the SDK raises where
+    it is awaited as ``unknown error: null``.
+    """
+    if '"rejected_timedout"' not in raw:
+        return raw
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, list):
+            return [fill(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: fill(value) for key, value in node.items()}
+        value = node.get("value")
+        empty = value is None or (isinstance(value, dict) and value.get("data") is None)
+        if node.get("state") == "rejected_timedout" and empty and isinstance(node.get("id"), str):
+            node["value"] = _timed_out(node["id"])
+        return node
+
+    return json.dumps(fill(json.loads(raw)), separators=(",", ":"))
+
+
 def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
     """resonate-pg's connection, tagging invocations and answering promise searches
     (which resonate-pg leaves unimplemented) with one query on its schema."""
@@ -545,11 +643,228 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
     class _PostgresConnection(PostgresConnection):
         async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
             if not _search.is_search(req):
-                return await _edge(super().send, req, headers)
+                return _explain_timeouts(await _edge(super().send, req, headers))
             query = json.loads(req).get("data") or {}
             async with self._sessions.session() as conn:
                 cursor = await conn.execute(_search.PG_SEARCH, _search.pg_parameters(query))
                 rows = [row[0] for row in await cursor.fetchall()]
             return _search_reply(req, _search.page_of(rows, query))
 
+        def recv(self, callback: Callable[[str], None]) -> None:
+            super().recv(lambda raw: callback(_explain_timeouts(raw)))
+
     return _PostgresConnection(conninfo=conninfo, pid=pid, group=group)
+
+
+# ── long-lived streams and leases ─────────────────────────────────────────
+
+
+class _EventStream(SSEConnection):
+    """The SDK's event stream (``GET /poll/{group}/{pid}``), for as long as the process runs.
+
+    The SDK's opens its session with aiohttp's default ``ClientTimeout(total=300)``
+    and reconnects only on ``aiohttp.ClientError``: five minutes after it
+    connected, the timeout's plain ``TimeoutError`` ends the listener for good,
+    and the process no longer hears of work or settles. Here the stream has no
+    total timeout, and a stream that ends for any reason (the server closing it,
+    a timeout, any exception) is logged and reconnected with backoff; once it is
+    back, every handle still waiting re-registers its listener, so a settle
+    pushed while it was away is not missed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pid: str,
+        group: str,
+        auth: str | None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> None:
+        super().__init__(url, pid=pid, group=group, auth=auth)
+        self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=10)
+        self._client: Resonate | None = None
+        #: How many times the stream was (re)established.
+        self.connections = 0
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._stopped:
+                raise RuntimeError("source has been stopped")
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def _sse_loop(self) -> None:
+        url = f"{self._url}/poll/{self._group}/{self._pid}"
+        headers = self._auth_headers({"Accept": "text/event-stream"})
+        attempt = 0
+        while self._running:
+            try:
+                session = self._ensure_session()
+                async with session.get(url, headers=headers) as resp:
+                    if not 200 <= resp.status < 300:
+                        raise ConnectionError(f"the server answered {resp.status}")
+                    attempt = 0
+                    self.connections += 1
+                    if self.connections > 1:
+                        logger.info("resonate-web: event stream %s reconnected", url)
+                        self._resubscribe()
+                    await self._read_stream(resp)
+                ended = "the server closed it"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                ended = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if not self._running:
+                break
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            logger.warning(
+                "resonate-web: event stream %s ended (%s); reconnecting in %gs", url, ended, delay
+            )
+            await self._sleeper(delay)
+
+    def _resubscribe(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        for id, sub in list(client._runtime.subs.items()):
+            if not sub.settled():
+                client._spawn(client._register_and_settle(id, sub))
+
+
+def event_stream(
+    url: str,
+    *,
+    pid: str,
+    group: str,
+    auth: str | None,
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> SSEConnection:
+    """The push source of a process on an HTTP backend (see :class:`_EventStream`);
+    ``timeout`` is for tests that end a stream the way a timeout does."""
+    return _EventStream(url, pid=pid, group=group, auth=auth, timeout=timeout)
+
+
+def attach_stream(client: Resonate) -> None:
+    """Let ``client``'s event stream re-register its waiting handles on reconnecting."""
+    source = client._source
+    if isinstance(source, _EventStream):
+        source._client = client
+
+
+class _LateSender:
+    """The heartbeat's sender, known only once the client that owns it is built."""
+
+    def __init__(self) -> None:
+        self.client: Resonate | None = None
+
+    async def task_heartbeat(self, pid: str, tasks: Any) -> Any:
+        assert self.client is not None, "keep_leases was not given its client"
+        return await self.client.promises.sender.task_heartbeat(pid, tasks)
+
+
+class LeaseKeeper:
+    """Renews the leases of the tasks a process runs, on every backend.
+
+    The SDK renews leases only over a network; on its in-process backend it sends
+    no heartbeat, so a function that runs longer than the lease has its task
+    handed out again while it still runs, and runs twice (three times, ...) at
+    once. Pass :attr:`heartbeat` to ``Resonate(heartbeat=...)``, then
+    :meth:`bind` the client.
+    """
+
+    def __init__(self, pid: str, ttl: float) -> None:
+        self._sender = _LateSender()
+        interval_ms = max(int(ttl * 1000) // 3, 1)
+        self.heartbeat = AsyncHeartbeat(pid, interval_ms, self._sender)
+
+    def bind(self, client: Resonate) -> None:
+        self._sender.client = client
+
+
+# ── the SDK's log, where it cries wolf ────────────────────────────────────
+
+
+def _conflict(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the backend's 409: the task's promise was settled by someone
+    else (a cancel, its timeout) while this process still ran it."""
+    if isinstance(exc, PlatformError):
+        return all(_conflict(cause) for cause in exc.causes)
+    return isinstance(exc, ServerError) and exc.code == 409
+
+
+class _SettledElsewhere(logging.Filter):
+    """The SDK logs three ERROR records, two with tracebacks, when a function that
+    was canceled (or timed out) while it ran finishes: its fulfill and its release
+    both meet a 409. That is the normal end of a cancel: here it is one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "resonate.observability":
+            return "code=409" not in record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if not _conflict(exc):
+            return True
+        if "releasing task" not in str(record.msg):
+            return False  # the release's own 409: said already
+        task = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = (
+            "resonate-web: task %s is no longer this process's (its invocation was "
+            "canceled or timed out, or its lease lapsed): what it returned is dropped"
+        )
+        record.args = (task,)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+_QUIET = _SettledElsewhere()
+
+
+def quiet_settled_elsewhere() -> None:
+    """Install :class:`_SettledElsewhere` on the SDK's loggers (idempotent)."""
+    for name in ("resonate.core", "resonate.observability"):
+        log = logging.getLogger(name)
+        if _QUIET not in log.filters:
+            log.addFilter(_QUIET)
+
+
+# ── steps in threads ──────────────────────────────────────────────────────
+
+
+def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def threaded(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    return threaded
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
+    )
+
+
+def steps_in_threads() -> None:
+    """Run every ``def`` durable function the SDK calls, ``ctx.run`` steps included,
+    in a worker thread (idempotent).
+
+    The SDK calls a ``def`` step on its event loop: one that blocks (I/O,
+    ``time.sleep``, the ORM) blocks the loop, and with it the heartbeat that
+    renews the task's lease. On a backend with a clock of its own (a server,
+    Postgres) the lease then lapses, the task is handed out again, and the
+    function runs twice at once. resonate-web already runs ``def`` functions in
+    threads; this does the same for the steps they run.
+    """
+    if getattr(DurableFunction, "_resonate_web_threads", False):
+        return
+    original = DurableFunction.__init__
+
+    def __init__(self: DurableFunction, fn: Callable[..., Any]) -> None:
+        original(self, fn)
+        if not _is_async(fn):
+            self._fn = _in_thread(fn)
+
+    DurableFunction.__init__ = __init__  # type: ignore[method-assign]
+    DurableFunction._resonate_web_threads = True  # type: ignore[attr-defined]

@@ -59,6 +59,7 @@ from resonate_web._sdk import (
     OutgoingMessage,
     ServerState,
     Task,
+    TimelyState,
     extract_action_data,
     unwrap_request_envelope,
 )
@@ -156,7 +157,7 @@ class DevServer:
         unicast_retention: float = UNICAST_RETENTION,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.state = ServerState()
+        self.state = TimelyState()
         self.wire = Wire(self.state)
         self.tick_interval = tick_interval
         self.keepalive = keepalive

@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 from resonate.codec import enc_hook
-from resonate.connections import SSEConnection
 from resonate.context import Context
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
@@ -120,14 +119,23 @@ def build_client(
     }
     match settings.backend:
         case "embedded":
-            return Resonate(network=_sdk.embedded_connection(pid=pid, group=group), **common)
+            leases = _sdk.LeaseKeeper(pid, settings.lease_ttl)
+            client = Resonate(
+                network=_sdk.embedded_connection(pid=pid, group=group),
+                heartbeat=leases.heartbeat,
+                **common,
+            )
+            leases.bind(client)
+            return client
         case "http":
             assert settings.url is not None
             network = _sdk.http_connection(
                 settings.url, auth=settings.token, backoff=watch or ConnectionWatch(settings.url)
             )
-            source = SSEConnection(settings.url, pid=pid, group=group, auth=settings.token)
-            return Resonate(network=network, sources=[source], **common)
+            source = _sdk.event_stream(settings.url, pid=pid, group=group, auth=settings.token)
+            client = Resonate(network=network, sources=[source], **common)
+            _sdk.attach_stream(client)
+            return client
         case "postgres":
             assert settings.url is not None
             # Sessions in UTC: resonate-pg computes a schedule's next tick in the
@@ -481,6 +489,8 @@ class Runtime:
         problem = _sdk.sdk_version_problem()
         if problem:
             logger.warning("resonate-web: %s", problem)
+        _sdk.quiet_settled_elsewhere()
+        _sdk.steps_in_threads()
         client = build_client(self.settings, group=self._group, watch=self.watch)
         self._registered.clear()
         self._register(client)
