@@ -21,6 +21,7 @@ MULTIPROCESS_MODULES = {
     "test_examples",
     "test_flask_server",
     "test_real_servers",
+    "test_startup",
     "test_telemetry",
     "test_worker",
 }

@@ -394,7 +394,8 @@ def host(
     """A runtime with its portal, gateway and clients.
 
     Nothing starts here. With ``own_loop`` (Flask, Django) the portal starts
-    its loop thread and the client on first use, in the process that uses it
+    its loop thread and the client when the adapter starts it in a serving
+    process (:mod:`resonate_web.startup`) or on first use, in the process that uses it
     (so after a fork); without (FastAPI) the framework's lifespan attaches the
     portal to its own loop.
     """

@@ -3,8 +3,9 @@
 resonate-sdk is asyncio-only: one client lives on one running loop. An async
 framework (FastAPI) starts the runtime on its own loop. Sync frameworks (Flask,
 Django under WSGI) get a :class:`Portal`: one background loop thread per
-process, started lazily on first use and again after a fork, so a server that
-forks after import (gunicorn) gives every worker its own loop and client.
+process, started with the process that serves (see :mod:`resonate_web.startup`)
+or else on first use, and again after a fork, so a server that forks after
+import (gunicorn) gives every worker its own loop and client.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -616,8 +618,9 @@ class Runtime:
 class Portal:
     """A background event loop thread that hosts a :class:`Runtime` for sync code.
 
-    Started lazily on first use, in the process that uses it: after a fork the
-    child finds the parent's thread gone and starts its own.
+    Started by :meth:`start` (the adapters call it in a process that serves, see
+    :mod:`resonate_web.startup`) or else on first use, in the process that uses
+    it: after a fork the child finds the parent's thread gone and starts its own.
 
     The embedded backend keeps every invocation in the memory of the process
     that started it, so it cannot serve more than one process. The portal
@@ -650,6 +653,7 @@ class Portal:
         self._thread: threading.Thread | None = None
         self._refusal: str | None = None
         self._attached = False
+        self._starts_in_children = False
 
     async def attach(self) -> None:
         """Host the runtime on the running loop instead of a thread of its own.
@@ -677,7 +681,60 @@ class Portal:
         """
         if multiprocess and self._refusal is None and self._embedded:
             self._refusal = "this server runs the app in several processes"
+            # A runtime started with the process serves nothing here: its
+            # schedules must not go on firing, once in every process.
+            self.close()
         self._check()
+
+    def start(self) -> None:
+        """Start the runtime now, in this process, instead of on first use. Idempotent.
+
+        From then on its schedules fire and the backend is announced, before any
+        request. In a process that then forks, the child is served as after any
+        fork (see the class docstring); a server that forks before serving
+        should call :meth:`start_in_forked_children` instead.
+        """
+        self._ensure()
+
+    def start_in_forked_children(self) -> None:
+        """Start the runtime in every process forked from this one, not in this one.
+
+        For a server's master process that imports the app and forks the workers
+        that serve it (gunicorn ``--preload``): the master never serves, so it
+        must not fire schedules; each worker starts its runtime as it is forked
+        (in a thread of its own, so the fork returns at once). Idempotent.
+        """
+        if self._starts_in_children:
+            return
+        self._starts_in_children = True
+        ref = weakref.ref(self)
+
+        def after_in_child() -> None:
+            portal = ref()
+            if portal is not None:
+                thread = threading.Thread(
+                    target=portal.start_logged, name="resonate-web-start", daemon=True
+                )
+                thread.start()
+
+        os.register_at_fork(after_in_child=after_in_child)
+
+    def start_logged(self) -> bool:
+        """:meth:`start`, logging (not raising) why it failed; whether it started.
+
+        A request then fails the same way, naming the cause as it does today.
+        """
+        try:
+            self.start()
+        except Exception as exc:
+            logger.error(
+                "resonate-web: the runtime did not start with the process (%s: %s); "
+                "requests will say why",
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        return True
 
     @property
     def _embedded(self) -> bool:

@@ -6,6 +6,8 @@
     RESONATE = {"FUNCTIONS": ["shop.durable"]}          # plus URL, TARGET, ... as needed
     urlpatterns = [..., path("resonate/", include("resonate_web.django.urls"))]
 
+The runtime starts with a serving process (``runserver``, gunicorn, the ASGI
+servers) or on first use; :func:`start` starts it elsewhere.
 Your own views start durable functions with :func:`client` (sync views),
 :func:`async_client` (``async def`` views) or :func:`dispatch`, which waits for
 the surrounding ``transaction.atomic()`` to commit. ``python manage.py
@@ -28,7 +30,17 @@ from resonate_web.django.conf import state
 from resonate_web.facade import AsyncClient, SyncClient
 from resonate_web.parsing import new_id, validate_id
 
-__all__ = ["async_client", "client", "dispatch", "state"]
+__all__ = ["async_client", "client", "dispatch", "start", "state"]
+
+
+def start() -> None:
+    """Start the runtime now, not on first use: schedules fire from then on.
+
+    ``runserver``, gunicorn and the ASGI servers start it with the process
+    already; this is the one line (in ``wsgi.py`` or ``asgi.py``) for a server
+    they do not cover.
+    """
+    state().portal.start()
 
 
 def client() -> SyncClient:

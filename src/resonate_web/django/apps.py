@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from django.apps import AppConfig  # type: ignore[import-untyped]
 from django.core import checks  # type: ignore[import-untyped]
 from django.test.signals import setting_changed  # type: ignore[import-untyped]
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV  # type: ignore[import-untyped]
 
 
 class ResonateConfig(AppConfig):  # type: ignore[misc]
@@ -13,13 +17,31 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
     verbose_name = "Resonate"
 
     def ready(self) -> None:
-        """Register the system checks and follow changes of ``settings.RESONATE``.
+        """Register the system checks, follow changes of ``settings.RESONATE``, and
+        start the runtime if this process serves.
 
-        Starts nothing: no event loop, no connection, no database access. Safe to
-        call more than once.
+        ``runserver`` (in the process that serves, not the autoreloader's
+        parent), gunicorn and the ASGI servers start the runtime here, so
+        schedules fire before any request (see :mod:`resonate_web.startup`);
+        every other command (``migrate``, ``check``, ``shell``, a test run)
+        starts nothing: no event loop, no connection. Safe to call more than once.
         """
         from resonate_web.django import conf
         from resonate_web.django.checks import check_resonate
+        from resonate_web.startup import autostart
 
         checks.register(check_resonate, "resonate")
         setting_changed.connect(conf.setting_changed, dispatch_uid="resonate_web.django.conf")
+        autostart(lambda: conf.state().portal, serving_command=_runserver())
+
+
+def _runserver() -> bool:
+    """Whether ``manage.py runserver`` runs in this process, and it is the one that serves.
+
+    With the autoreloader (the default) the first process only restarts a child
+    (``RUN_MAIN=true``) that serves.
+    """
+    argv = sys.argv
+    if len(argv) < 2 or argv[1] != "runserver":
+        return False
+    return os.environ.get(DJANGO_AUTORELOAD_ENV) == "true" or "--noreload" in argv

@@ -9,9 +9,11 @@ One dict configures everything::
 
 The core settings go through :meth:`Settings.load` (the dict wins over
 ``RESONATE_*`` environment variables); ``FUNCTIONS`` is the one Django-only key.
-Nothing is read at import or in ``AppConfig.ready()``: the first request (or
-:func:`resonate_web.django.client`) builds the runtime, and its background loop
-starts in the process that serves, after any fork. Changing the setting
+Nothing is read at import. ``AppConfig.ready()`` builds and starts the runtime
+in a process that serves (``runserver``, gunicorn, the ASGI servers: see
+:mod:`resonate_web.startup`); elsewhere the first request (or
+:func:`resonate_web.django.client`) builds it, and its background loop starts in
+the process that serves, after any fork. Changing the setting
 (``override_settings(RESONATE=...)``) stops the runtime and the next use builds a
 fresh one from the new value.
 """

@@ -18,9 +18,12 @@ keyword arguments, then the app's ``RESONATE_*`` config keys, then the
 environment, through the core's one parser.
 
 The Resonate client lives on the runtime's background loop (one per process,
-started on first use, so each gunicorn worker gets its own): views use
-:attr:`Resonate.client` (sync) or :attr:`Resonate.async_client` (``async def``
-views). Inline durable functions run inside an app context.
+so each gunicorn worker gets its own): views use :attr:`Resonate.client` (sync)
+or :attr:`Resonate.async_client` (``async def`` views). Inline durable functions
+run inside an app context. Under ``flask run``, gunicorn and the ASGI servers
+(see :mod:`resonate_web.startup`) the runtime starts with the serving process,
+so schedules fire before any request; elsewhere on first use, or at
+:meth:`Resonate.start`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ try:
     from flask import Blueprint, Flask, current_app, has_request_context, request
     from flask import Response as FlaskResponse
     from flask.cli import AppGroup
+    from flask.helpers import get_debug_flag
+    from werkzeug.serving import is_running_from_reloader
 except ImportError as exc:  # pragma: no cover
     raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
 
@@ -47,6 +52,7 @@ from resonate_web.gateway import ROUTES, Route, problem_response
 from resonate_web.problems import Problem
 from resonate_web.runtime import within
 from resonate_web.settings import ConfigurationError, Settings
+from resonate_web.startup import autostart
 from resonate_web.worker import run_worker
 
 __all__ = ["EXTENSION_KEY", "Resonate", "ResonateState"]
@@ -108,6 +114,16 @@ class Resonate:
         app.register_error_handler(Problem, _problem_view)
         app.cli.add_command(cli)
         atexit.register(hosted.portal.close)
+        autostart(lambda: hosted.portal, serving_command=_flask_run())
+
+    def start(self, app: Flask | None = None) -> None:
+        """Start ``app``'s runtime now (default: the current app), not on first use.
+
+        ``flask run``, gunicorn and the ASGI servers start it with the process
+        already; this is the one line for a server they do not cover (``app.run()``
+        in a script, uWSGI's ``@postfork``, ...): schedules fire from then on.
+        """
+        _state(app or current_app).portal.start()
 
     def state(self, app: Flask | None = None) -> ResonateState:
         """The state of ``app`` (default: the current app)."""
@@ -154,6 +170,21 @@ def _state(app: Flask) -> ResonateState:
             "call resonate.init_app(app) in the app factory"
         )
     return state
+
+
+def _flask_run() -> bool:
+    """Whether ``flask run`` is loading the app in the process that serves it.
+
+    With the reloader, ``flask run`` loads the app in a parent process too, which
+    only restarts the child that serves (``WERKZEUG_RUN_MAIN``).
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.command.name != "run":
+        return False
+    reload = ctx.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or is_running_from_reloader()
 
 
 def _multiprocess() -> bool:
