@@ -11,6 +11,7 @@ so, and an invocation past its timeout answers its long-poll as ``timedout``.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,3 +112,38 @@ def test_an_invocation_past_its_timeout_answers_its_long_poll(deployment: Deploy
         f"{deployment.gateway}/resonate/invocations/{id}", params={"wait": "30"}, timeout=40
     )
     assert resp.json()["status"] == "timedout"
+
+
+@pytest.mark.parametrize(
+    ("fn", "error", "in_step"),
+    [("failing_step", "ValueError", True), ("failing", "KeyError", False)],
+)
+def test_a_failing_attempt_shows_while_pending(
+    deployment: Deployment, fn: str, error: str, in_step: bool
+) -> None:
+    """Attempts and the last error, counted where the function runs (the worker, on
+    dev and Postgres), reach the gateway's status document and tree."""
+    id = start(deployment.gateway, fn, "pay")
+    url = f"{deployment.gateway}/resonate/invocations/{id}"
+    try:
+        for _ in range(600):
+            doc = httpx.get(url, timeout=10).json()
+            if doc.get("attempts"):
+                break
+            time.sleep(0.1)
+        assert doc["status"] == "pending"
+        assert doc["attempts"] >= 1
+        last = doc["last_error"]
+        assert last["type"] == error and "pay" in last["message"]
+        assert last["step"] == (f"{id}:1" if in_step else None)
+        assert last["at"] and last["next_attempt_at"] and last["next_attempt_at"] >= last["at"]
+        tree = httpx.get(f"{url}/tree", timeout=10).json()
+        node = tree["children"][0] if in_step else tree
+        assert node["attempts"] >= 1 and node["last_error"]["type"] == error
+        listed = httpx.get(
+            f"{deployment.gateway}/resonate/invocations", params={"function": fn}, timeout=10
+        ).json()["invocations"]
+        assert next(d for d in listed if d["id"] == id)["last_error"]["type"] == error
+    finally:
+        httpx.post(f"{url}/cancel", timeout=10)
+    assert httpx.get(url, timeout=10).json().get("attempts") is None  # settled: absent

@@ -22,6 +22,8 @@ import functools
 import inspect
 import json
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
@@ -68,10 +70,12 @@ __all__ = [
     "held_tasks",
     "http_connection",
     "is_workflow",
+    "note_failure",
     "postgres_connection",
     "prune_embedded",
     "read_promise",
     "release_task",
+    "report_failures",
     "resolve_target",
     "running_tasks",
     "sdk_version",
@@ -574,7 +578,9 @@ def prune_embedded(client: Resonate, *, settled_before: int, keep: int) -> int:
     if not doomed:
         return 0
     lineage = {
-        p.id for p in state.promises.values() if p.tags.get("resonate:origin", p.id) in doomed
+        p.id
+        for p in state.promises.values()
+        if p.tags.get("resonate:origin", p.tags.get(_search.FAILURE_TAG, p.id)) in doomed
     } | doomed
     for id in lineage:
         state.promises.pop(id, None)
@@ -868,3 +874,75 @@ def steps_in_threads() -> None:
 
     DurableFunction.__init__ = __init__  # type: ignore[method-assign]
     DurableFunction._resonate_web_threads = True  # type: ignore[attr-defined]
+
+
+# ── failed attempts, seen where they run and recorded where the gateway looks ──
+
+
+#: Told of each failed attempt of a function or step the SDK retries by policy:
+#: ``(ctx, function name, attempt, exception, delay before the next or None, policy)``.
+type FailureReport = Callable[[Context, str, int, BaseException, float | None, Any], None]
+
+_REPORT: list[FailureReport] = []
+
+
+class _Reporting:
+    """A retry policy that tells :data:`_REPORT` of the failure it is consulted on
+    (the SDK consults it inside its ``except`` block, right after the attempt)."""
+
+    def __init__(self, policy: Any, ctx: Context, name: str) -> None:
+        self.policy, self.ctx, self.name = policy, ctx, name
+
+    def next(self, attempt: int) -> Any:
+        delay = self.policy.next(attempt)
+        exc = sys.exception()
+        if exc is not None and _REPORT:
+            _REPORT[0](self.ctx, self.name, attempt, exc, delay, self.policy)
+        return delay
+
+
+def report_failures(report: FailureReport) -> None:
+    """Have ``report`` told of every failed attempt the SDK retries by policy, a
+    ``ctx.run`` step's included: the SDK retries a failing step without a word.
+    Process-wide (the last ``report`` given is the one told); idempotent."""
+    _REPORT[:] = [report]
+    if getattr(Context, "_resonate_web_reports", False):
+        return
+    original = Context.invoke_with_retry
+
+    async def invoke_with_retry(
+        self: Context, df: DurableFunction, payload: Any, policy: Any, **kw: Any
+    ) -> Any:
+        return await original(self, df, payload, _Reporting(policy, self, df.name), **kw)
+
+    Context.invoke_with_retry = invoke_with_retry  # type: ignore[method-assign]
+    Context._resonate_web_reports = True  # type: ignore[attr-defined]
+
+
+_NOTING: set[asyncio.Task[None]] = set()
+
+
+def note_failure(ctx: Context, step: str, attempt: int, data: dict[str, Any]) -> None:
+    """Record failed attempt ``attempt`` of ``step`` of ``ctx``'s invocation in the
+    backend, where every gateway can find it (a promise tagged
+    :data:`_search.FAILURE_TAG`, ``data`` its param, created already timed out so it
+    holds no timer), without waiting for it."""
+    effects: Any = ctx._state.effects
+    origin = ctx.info.origin_id
+    now = int(time.time() * 1000)
+    req = PromiseCreateReq(
+        id=f"{origin}.failure.{step}.{attempt}",
+        timeout_at=now,
+        param=effects.codec.encode(data),
+        tags={_search.FAILURE_TAG: origin},
+    )
+
+    async def create() -> None:
+        try:
+            await effects.sender.promise_create(req)
+        except Exception as exc:  # the attempt's own log line said it already
+            logger.debug("resonate-web: recording a failed attempt of %s: %s", origin, exc)
+
+    task = asyncio.get_running_loop().create_task(create())
+    _NOTING.add(task)
+    task.add_done_callback(_NOTING.discard)

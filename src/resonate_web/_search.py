@@ -38,6 +38,11 @@ SCHEDULE_TAG = "resonate:schedule"
 #: On a root invocation started for a caller with an id prefix: the prefix.
 OWNER_TAG = "resonate-web:owner"
 
+#: On a failure record (a promise resonate-web writes when an attempt of a function
+#: or a step fails): the id of the invocation it belongs to. Its param holds the
+#: attempt count and the error; the newest is the invocation's ``last_error``.
+FAILURE_TAG = "resonate-web:failure-of"
+
 #: On a root invocation a launch created: that launch's nonce. A create answers
 #: with the stored record, so the nonce tells a record this launch created from
 #: one that was there already (a replay, or another request's).

@@ -9,8 +9,10 @@ invocation) and ``resonate:parent`` (the step that made it).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -105,11 +107,20 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
             tags[_search.OWNER_TAG] = request.scope
     state = _STATES[status] if status else None
     found = await gw.bounded(gw.runtime.client.promises.search(state, tags, limit, backend_cursor))
+    pending = [r.id for r in found.promises if r.state == "pending"]
+    failed = dict(
+        zip(
+            pending,
+            await asyncio.gather(*map(functools.partial(last_failure, gw), pending)),
+            strict=True,
+        )
+    )
     docs = [
         invocations.document(
             r,
             public_id=r.id.removeprefix(request.scope),
             self_link=gw.link(request.prefix, r.id.removeprefix(request.scope)),
+            failure=failure_fields(failed.get(r.id), request.scope),
         )
         for r in found.promises
         if invocations.function_of(r) in exposed
@@ -130,6 +141,43 @@ async def awaiting(gw: Gateway, id: str) -> list[str]:
         (p.id for p in found.promises if p.id != id and invocations.is_external(p)),
         key=_step_order,
     )
+
+
+async def failures(gw: Gateway, id: str, limit: int = 1) -> dict[str | None, dict[str, Any]]:
+    """The newest recorded failure of each failing part of invocation ``id`` (its
+    function: ``None``; a step: its id), as the worker that ran it wrote it, from
+    the newest ``limit`` records (one search)."""
+    tags = {_search.FAILURE_TAG: id}
+    found = await gw.bounded(gw.runtime.client.promises.search(None, tags, limit, None))
+    newest: dict[str | None, dict[str, Any]] = {}
+    for record in found.promises:
+        data = record.param.data  # the search decodes what it finds
+        if isinstance(data, dict) and isinstance(data.get("attempts"), int):
+            newest.setdefault(data.get("step"), data)
+    return newest
+
+
+def failure_fields(found: dict[str, Any] | None, scope: str) -> dict[str, Any]:
+    """``attempts`` and ``last_error`` (contract v3) from a recorded failure."""
+    if not found:
+        return {}
+    step = found.get("step")
+    return {
+        "attempts": found["attempts"],
+        "last_error": {
+            "type": str(found.get("type") or "Error"),
+            "message": str(found.get("message") or ""),
+            "step": step.removeprefix(scope) if isinstance(step, str) else None,
+            "at": invocations.iso(found.get("at")),
+            "next_attempt_at": invocations.iso(found.get("next_attempt_at")),
+        },
+    }
+
+
+async def last_failure(gw: Gateway, id: str) -> dict[str, Any] | None:
+    """The newest recorded failure of any part of invocation ``id``."""
+    found = await failures(gw, id)
+    return next(iter(found.values()), None)
 
 
 def _step_order(id: str) -> tuple[int, ...]:
@@ -163,7 +211,10 @@ def _kind(record: PromiseRecord) -> str:
 
 
 def _node(
-    record: PromiseRecord, children: dict[str, list[PromiseRecord]], scope: str
+    record: PromiseRecord,
+    children: dict[str, list[PromiseRecord]],
+    scope: str,
+    failed: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     kind = _kind(record)
     node: dict[str, Any] = {"id": record.id.removeprefix(scope), "kind": kind}
@@ -173,7 +224,11 @@ def _node(
     node["created_at"] = invocations.iso(record.created_at)
     if record.state != "pending":
         node["settled_at"] = invocations.iso(record.settled_at)
-    node["children"] = [_node(c, children, scope) for c in _ordered(children.get(record.id, []))]
+    else:
+        node.update(failure_fields(failed.get(record.id), scope))
+    node["children"] = [
+        _node(c, children, scope, failed) for c in _ordered(children.get(record.id, []))
+    ]
     return node
 
 
@@ -193,7 +248,11 @@ async def tree(gw: Gateway, request: Request) -> Any:
         if parent not in known or parent == step.id:
             parent = id  # a step whose parent is not stored hangs off the root
         children.setdefault(parent, []).append(step)
-    body = _node(root, children, request.scope)
+    failed: dict[str, dict[str, Any]] = {}
+    if root.state == "pending":
+        for part, found in (await failures(gw, id, TREE_PAGE)).items():
+            failed[part or id] = found
+    body = _node(root, children, request.scope, failed)
     body["kind"] = "call"
     body["function"] = invocations.function_of(root)
     if truncated:

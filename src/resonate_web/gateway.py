@@ -639,13 +639,18 @@ class Gateway:
         """The status document of stored invocation ``id``, shown to a caller whose ids
         are stored under ``scope`` (links under the mount ``prefix``)."""
         pending = invocations.status_of(record) == "pending"
-        awaiting = await browse.awaiting(self, id) if pending else None
+        awaiting, failure = (
+            await asyncio.gather(browse.awaiting(self, id), browse.last_failure(self, id))
+            if pending
+            else (None, None)
+        )
         public = id.removeprefix(scope)
         return invocations.document(
             record,
             public_id=public,
             self_link=self.link(prefix, public),
             awaiting=[a.removeprefix(scope) for a in awaiting] if awaiting else None,
+            failure=browse.failure_fields(failure, scope),
         )
 
     async def _status_response(

@@ -107,6 +107,7 @@ def document(
     public_id: str,
     self_link: str,
     awaiting: list[str] | None = None,
+    failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The status document for ``record`` (see the HTTP contract)."""
     status = status_of(record)
@@ -117,6 +118,8 @@ def document(
         doc["error"] = error_of(record.value.data)
     if status == "pending" and awaiting:
         doc["awaiting"] = awaiting
+    if status == "pending" and failure:
+        doc.update(failure)  # attempts, last_error
     doc["created_at"] = iso(record.created_at)
     if status != "pending":
         doc["settled_at"] = iso(record.settled_at or record.timeout_at)

@@ -311,12 +311,66 @@ def observed(
                 outcome,
                 exc_info=True,
             )
+            if retrying:
+                _note_failure(ctx, name, attempt, exc, delay, step=None)
             raise
         finally:
             if not retrying:
                 attempts.pop(id, None)
 
     return keep_signature(run, fn)
+
+
+def _note_failure(
+    ctx: Context,
+    name: str,
+    attempt: int,
+    exc: BaseException,
+    delay: float | None,
+    *,
+    step: str | None,
+) -> None:
+    """Record a failed attempt that will be retried, for the status document's
+    ``attempts`` and ``last_error`` (contract v3)."""
+    now = int(time.time() * 1000)
+    _sdk.note_failure(
+        ctx,
+        step or ctx.info.id,
+        attempt,
+        {
+            "function": name,
+            "step": step,
+            "attempts": attempt,
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "at": now,
+            "next_attempt_at": None if delay is None else now + int(delay * 1000),
+        },
+    )
+
+
+def _step_failed(
+    ctx: Context, name: str, attempt: int, exc: BaseException, delay: float | None, policy: Any
+) -> None:
+    """A failed attempt of a ``ctx.run`` step (the SDK retries one without a word):
+    logged at WARNING by the process that ran it, and recorded while it is retried.
+    A function resonate-web registered reports its own (see :func:`observed`)."""
+    if isinstance(policy, FinalAware):
+        return
+    outcome = f"retrying in {delay}s" if delay is not None else "no retry left: the step rejects"
+    logger.warning(
+        "resonate-web: step %s (%s of invocation %s) attempt %d failed with %s: %s; %s",
+        name,
+        ctx.info.id,
+        ctx.info.origin_id,
+        attempt,
+        type(exc).__name__,
+        exc,
+        outcome,
+        exc_info=exc,
+    )
+    if delay is not None:
+        _note_failure(ctx, name, attempt, exc, delay, step=ctx.info.id)
 
 
 def _visible(log: logging.Logger) -> None:
@@ -493,6 +547,7 @@ class Runtime:
             logger.warning("resonate-web: %s", problem)
         _sdk.quiet_settled_elsewhere()
         _sdk.steps_in_threads()
+        _sdk.report_failures(_step_failed)
         client = build_client(self.settings, group=self._group, watch=self.watch)
         self._registered.clear()
         self._register(client)

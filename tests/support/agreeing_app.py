@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from resonate.context import Context
-from resonate.retry import Never
+from resonate.retry import Exponential, Never
 
 from resonate_web import Functions
 from resonate_web.fastapi import ResonateRouter
@@ -80,6 +80,22 @@ async def overdue(ctx: Context, seconds: float) -> str:
     """An invocation whose 1-s timeout passes while its body still runs."""
     await asyncio.sleep(seconds)
     return "too late"
+
+
+def refusing_step(ctx: Context, key: str) -> str:
+    raise ValueError(f"no {key} today")
+
+
+@functions.expose(retry_policy=Never())
+async def failing_step(ctx: Context, key: str) -> str:
+    """A step that fails every attempt (retried by the SDK's default policy)."""
+    return await ctx.run(refusing_step, key)
+
+
+@functions.expose(retry_policy=Exponential(delay=1, factor=1, max_retries=1000, max_delay=1))
+def failing(ctx: Context, key: str) -> str:
+    """A function that fails every attempt, retried every second."""
+    raise KeyError(key)
 
 
 app = FastAPI()
