@@ -20,6 +20,7 @@ from resonate.types import PromiseRecord
 from resonate_web import _sdk, _search, invocations
 from resonate_web.parsing import validate_id
 from resonate_web.problems import Problem
+from resonate_web.settings import did_you_mean
 
 if TYPE_CHECKING:
     from resonate_web.gateway import Gateway, Request
@@ -91,7 +92,9 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     function = filters.get("function")
     exposed = gw.runtime.exposed
     if function is not None and function not in exposed:
-        raise _invalid(f"no function named {function!r} is exposed")
+        raise _invalid(
+            f"no function named {function!r} is exposed{did_you_mean(function, exposed)}"
+        )
     status = filters.get("status")
     if status is not None and status not in _STATES:
         raise _invalid(f"status is one of {', '.join(_STATES)}, got {status!r}")
