@@ -240,3 +240,18 @@ def test_an_unknown_function_names_the_closest() -> None:
         listed = client.get("/resonate/invocations", params={"function": "ad"})
         assert "did you mean 'add'?" in listed.json()["detail"]
         assert "did you mean" not in client.post("/resonate/functions/zzzzzz").json()["detail"]
+
+
+# ── make demo's variables ──────────────────────────────────────────────────
+
+
+def test_the_readme_says_how_to_move_make_demo() -> None:
+    makefile = (procs.ROOT / "Makefile").read_text()
+    variables = re.findall(r"^(\w+)\s*\?=", makefile, flags=re.M)
+    recipe = re.search(r"^demo:.*?(?=^\S)", makefile, flags=re.M | re.S)
+    assert recipe is not None
+    used = [v for v in variables if f"$({v})" in recipe.group(0)]
+    assert {"HOST", "PORT"} <= set(used)
+    readme = (procs.ROOT / "README.md").read_text()
+    for variable in used:
+        assert re.search(rf"`make demo [^`]*\b{variable}=|`{variable}=", readme), variable
