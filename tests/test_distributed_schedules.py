@@ -65,7 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # Two workers and a gateway start at once: each declares the schedule of `beat`.
         env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
         env.update(
-            PYTHONPATH=str(procs.ROOT),
+            PYTHONPATH=procs.PYTHONPATH,
             RESONATE_URL=server,
             RESONATE_LEASE_TTL=LEASE_TTL,
             RESONATE_WEB_TEST_EXECLOG=str(logs / "executions.log"),

@@ -51,7 +51,7 @@ def _flask(*args: str) -> list[str]:
 
 def test_worker_command_refuses_the_embedded_backend() -> None:
     env = {k: v for k, v in procs.os.environ.items() if not k.startswith("RESONATE_")}
-    env["PYTHONPATH"] = str(procs.ROOT)
+    env["PYTHONPATH"] = procs.PYTHONPATH
     done = subprocess.run(
         _flask("resonate", "worker"), env=env, cwd=procs.ROOT, capture_output=True, timeout=60
     )

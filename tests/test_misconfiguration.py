@@ -273,7 +273,7 @@ def test_a_server_whose_backend_is_down_still_stops_on_sigterm() -> None:
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
     env.update(
-        PYTHONPATH=str(procs.ROOT),
+        PYTHONPATH=procs.PYTHONPATH,
         RESONATE_URL=f"http://127.0.0.1:{free_port()}",
         RESONATE_SHUTDOWN_TIMEOUT="1",
     )

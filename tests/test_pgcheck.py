@@ -86,7 +86,7 @@ def test_a_role_that_may_not_process_timers_needs_pg_cron(least_privilege_dsn: s
 
 
 def test_the_dsn_defaults_to_resonate_url_and_other_urls_are_usage_errors(pg_dsn: str) -> None:
-    env = {"PYTHONPATH": str(procs.ROOT), "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_dsn}
+    env = {"PYTHONPATH": procs.PYTHONPATH, "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_dsn}
     assert pg_check(env=env).returncode == 0
     out = pg_check("http://user:hunter2@127.0.0.1:8001")
     assert out.returncode == 2
@@ -110,7 +110,7 @@ def test_masking(text: str, masked: str) -> None:
 
 def test_a_worker_on_an_empty_database_gives_the_diagnosis(pg_empty_dsn: str) -> None:
     argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
-    env = {"PYTHONPATH": str(procs.ROOT), "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_empty_dsn}
+    env = {"PYTHONPATH": procs.PYTHONPATH, "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_empty_dsn}
     out = subprocess.run(argv, env=env, cwd=procs.ROOT, capture_output=True, timeout=60, text=True)
     assert out.returncode == 2, out.stderr
     assert "schema: resonate-pg's schema is not installed" in out.stderr

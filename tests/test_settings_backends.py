@@ -88,7 +88,7 @@ def test_a_worker_on_a_database_without_the_schema_exits_with_a_clear_error(
     pg_empty_dsn: str,
 ) -> None:
     argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
-    env = {"PYTHONPATH": str(procs.ROOT), "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_empty_dsn}
+    env = {"PYTHONPATH": procs.PYTHONPATH, "PATH": "/usr/bin:/bin", "RESONATE_URL": pg_empty_dsn}
     out = subprocess.run(argv, env=env, cwd=procs.ROOT, capture_output=True, timeout=60, text=True)
     assert out.returncode == 2, out.stderr
     assert 'schema "resonate" does not exist' in out.stderr

@@ -131,7 +131,7 @@ def test_sigterm_stops_a_worker_still_waiting_for_its_backend() -> None:
     nowhere = f"http://127.0.0.1:{procs.free_port()}"  # nothing listens there
     argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
-    env.update(PYTHONPATH=str(procs.ROOT), RESONATE_URL=nowhere, RESONATE_BACKEND_TIMEOUT="0.5")
+    env.update(PYTHONPATH=procs.PYTHONPATH, RESONATE_URL=nowhere, RESONATE_BACKEND_TIMEOUT="0.5")
     proc = subprocess.Popen(argv, env=env, cwd=procs.ROOT, stderr=subprocess.PIPE)
     try:
         assert proc.stderr is not None
@@ -147,7 +147,7 @@ def test_sigterm_stops_a_worker_still_waiting_for_its_backend() -> None:
 def test_a_worker_without_a_shared_backend_is_refused() -> None:
     argv = procs.python_module("resonate_web.cli", "worker", "examples.gateway_worker.functions")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
-    env["PYTHONPATH"] = str(procs.ROOT)
+    env["PYTHONPATH"] = procs.PYTHONPATH
     out = subprocess.run(argv, env=env, cwd=procs.ROOT, capture_output=True, timeout=60)
     assert out.returncode == 2
     assert b"needs a shared backend" in out.stderr

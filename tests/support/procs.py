@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+#: What the processes the tests start import: this checkout's package (before any
+#: installed copy of it, such as another checkout's editable install), and its tests.
+PYTHONPATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 BIN = Path(sys.executable).parent
 
 
@@ -78,7 +81,7 @@ def process(
     log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
-    full_env["PYTHONPATH"] = str(ROOT)
+    full_env["PYTHONPATH"] = PYTHONPATH
     full_env.update(env or {})
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(list(argv), env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -230,7 +233,7 @@ def start_member(
     postgres = is_postgres(server_url)
     before = 0 if postgres else streams(server_url).get(group, 0)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESONATE_")}
-    full_env.update({"PYTHONPATH": str(ROOT), "RESONATE_URL": server_url, **(env or {})})
+    full_env.update({"PYTHONPATH": PYTHONPATH, "RESONATE_URL": server_url, **(env or {})})
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         list(argv), env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
