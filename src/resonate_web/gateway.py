@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 logger = logging.getLogger("resonate_web")
 
 JSON = "application/json"
+#: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
+WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
 
 
@@ -412,7 +415,7 @@ class Gateway:
 
     async def start(self, request: Request) -> Response:
         exposed = self.runtime.function(request.path_params["name"])
-        wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
+        wait, noted = self._wait(request)
         id = scoped(request.scope, self._invocation_id(request))
         args, kwargs = exposed.bind(*self._call_arguments(request))
         # Kept from before the create: a quick function settles before the wait begins.
@@ -420,7 +423,7 @@ class Gateway:
             record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
             if wait > 0:
                 record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
-        return await self._status_response(request, id, record, created=True)
+        return await self._status_response(request, id, record, created=True, headers=noted)
 
     async def begin(
         self,
@@ -493,11 +496,21 @@ class Gateway:
         return await self.document(prefix, id, record)
 
     async def status(self, request: Request) -> Response:
-        wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
+        wait, noted = self._wait(request)
         id, record = await self.lookup(request)
         if wait > 0:
             record = await self._wait_settled(id, record, time.monotonic() + wait)
-        return await self._status_response(request, id, record)
+        return await self._status_response(request, id, record, headers=noted)
+
+    def _wait(self, request: Request) -> tuple[float, dict[str, str]]:
+        """``?wait=``, clamped to the cap; a clamped wait is said in the
+        ``Resonate-Wait-Capped`` header (the cap, in seconds)."""
+        raw = request.query.get("wait")
+        wait = parse_wait(raw, math.inf)
+        cap = self.settings.wait_cap
+        if wait <= cap:
+            return wait, {}
+        return cap, {WAIT_CAPPED: f"{cap:g}"}
 
     async def events(self, request: Request) -> Response:
         id, record = await self.lookup(request)
@@ -649,12 +662,18 @@ class Gateway:
         )
 
     async def _status_response(
-        self, request: Request, id: str, record: PromiseRecord, *, created: bool = False
+        self,
+        request: Request,
+        id: str,
+        record: PromiseRecord,
+        *,
+        created: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         doc = await self.document(request.prefix, id, record, request.scope)
         if doc["status"] != "pending":
-            return Response(200, doc)
-        headers = {"Retry-After": "1"}
+            return Response(200, doc, headers=dict(headers or {}))
+        headers = {**(headers or {}), "Retry-After": "1"}
         if created:
             headers["Location"] = doc["links"]["self"]
         return Response(202 if created else 200, doc, headers=headers)
