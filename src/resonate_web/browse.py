@@ -84,7 +84,7 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     limit = _limit(query.get("limit"))
     filters = {k: query[k] for k in ("function", "status", "schedule") if k in query}
     backend_cursor = None
-    if "cursor" in query:
+    if query.get("cursor"):  # an empty cursor= is no cursor: the first page
         resumed = _cursor(query["cursor"])
         backend_cursor = resumed.pop("c")
         if any(filters.get(k) != v for k, v in resumed.items()) or set(filters) - set(resumed):

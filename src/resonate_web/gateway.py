@@ -143,6 +143,22 @@ ROUTES: tuple[Route, ...] = (
 
 _BY_NAME = {route.name: route for route in ROUTES}
 
+
+def allowed_methods(path: str, *, head: bool = False) -> list[str]:
+    """The methods the routes serve on ``path`` (a route's path, ``/schedules``): what
+    a 405's ``Allow`` lists, in every adapter. ``head``: ``HEAD`` too where ``GET`` is
+    (the framework answers it)."""
+    methods = [route.method for route in ROUTES if route.path == path]
+    if head and "GET" in methods:
+        methods.append("HEAD")
+    return methods
+
+
+def route_named(name: str) -> Route:
+    """The route called ``name``."""
+    return _BY_NAME[name]
+
+
 #: Routes that are not part of the JSON API (left out of the OpenAPI document).
 UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
