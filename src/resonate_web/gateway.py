@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msgspec
 from resonate.error import (
     ConnectorError,
@@ -45,6 +46,7 @@ from resonate_web import (
     telemetry,
 )
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
+from resonate_web.devserver import DEV_SERVER
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
@@ -205,6 +207,8 @@ class Gateway:
         self.settings = runtime.settings
         self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
+        #: Whether the backend is ``resonate-web dev`` (None: not asked yet).
+        self._dev_server: bool | None = None
         #: Invocations started and settled here, for the dashboard's live list.
         self.feed = dashboard.Feed()
         telemetry.watch_waiting(self)
@@ -492,23 +496,42 @@ class Gateway:
         id = scoped(request.scope, public)
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {public!r}{self._kept()}")
+            raise Problem("not-found", f"no invocation with id {public!r}{await self._kept()}")
         return id, record
 
-    def _kept(self) -> str:
-        """What a 404 adds on the embedded backend, which forgets settled invocations."""
-        if self.settings.backend != "embedded":
-            return ""
-        return (
-            f" (the embedded backend keeps settled invocations for "
-            f"{self.settings.embedded_retention:g}s, the {self.settings.embedded_keep} newest)"
-        )
+    async def _kept(self) -> str:
+        """What a 404 adds where the backend forgets: the embedded backend forgets
+        settled invocations, the dev server everything when it restarts."""
+        if self.settings.backend == "embedded":
+            return (
+                f" (the embedded backend keeps settled invocations for "
+                f"{self.settings.embedded_retention:g}s, the {self.settings.embedded_keep} newest)"
+            )
+        if await self._on_dev_server():
+            return (
+                " (the backend is the `resonate-web dev` server, which keeps no state across "
+                "restarts: an invocation started before it last restarted is gone)"
+            )
+        return ""
+
+    async def _on_dev_server(self) -> bool:
+        """Whether the backend is ``resonate-web dev`` (its ``/health`` says so); asked
+        once, when a 404 first needs to know."""
+        if self._dev_server is None and self.settings.backend == "http" and self.settings.url:
+            try:
+                async with httpx.AsyncClient(timeout=self.settings.backend_timeout) as http:
+                    answer = await http.get(f"{self.settings.url}/health")
+                body = answer.json() if answer.status_code == 200 else {}
+                self._dev_server = isinstance(body, dict) and body.get("server") == DEV_SERVER
+            except (httpx.HTTPError, ValueError):
+                return False  # not known: asked again next time
+        return bool(self._dev_server)
 
     async def status_document(self, id: str, prefix: str) -> dict[str, Any]:
         """The status document of invocation ``id`` with links under ``prefix``."""
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {id!r}")
+            raise Problem("not-found", f"no invocation with id {id!r}{await self._kept()}")
         return await self.document(prefix, id, record)
 
     async def status(self, request: Request) -> Response:
