@@ -91,7 +91,7 @@ def test_settings_are_read_lazily_and_override_settings_rebuilds() -> None:
         ("nope", "settings.RESONATE must be a dict, got str"),
         (resonate(WAIT_CAP="soon"), "settings.RESONATE: setting WAIT_CAP: expected a number"),
         (resonate(URL="ftp://x"), "settings.RESONATE: setting URL: expected an http(s)://"),
-        (resonate(NOPE=1), "settings.RESONATE: unknown resonate-web setting 'NOPE'"),
+        (resonate(NOPE=1), "settings.RESONATE has unknown key(s): 'NOPE'"),
         ({"FUNCTIONS": "no.such.module"}, "cannot import 'no.such.module'"),
         ({"FUNCTIONS": [FUNCTIONS, FUNCTIONS]}, "function 'add' is already exposed"),
         ({"FUNCTIONS": [1]}, "must be a list of dotted module paths"),

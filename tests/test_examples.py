@@ -45,6 +45,11 @@ def test_the_example_serves_the_readme_requests(example: str) -> None:
         assert doc["status"] == "resolved"
         assert doc["result"] == 3
         assert httpx.get(f"{base}/hello/ada", timeout=15).json() == {"id": "hello-ada", "result": 4}
+        # The client's Problem in the example's own handler is problem+json, not a 500.
+        bad = httpx.get(f"{base}/hello/a:b", timeout=15)
+        assert bad.status_code == 400, bad.text
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        assert bad.json()["type"] == "urn:resonate-web:problem:invalid-id"
 
 
 def test_the_django_example_passes_its_system_checks() -> None:

@@ -123,6 +123,45 @@ def test_the_async_client_covers_the_same_routes(base: str) -> None:
     asyncio.run(main())
 
 
+def test_list_limit_is_the_most_it_yields_and_page_size_each_request(base: str) -> None:
+    with Client(base) as api:
+        ids = [api.start("add", n, n, wait=10).id for n in range(3)]
+        assert len(list(api.list(function="add", limit=2))) == 2
+        listed = [d.id for d in api.list(function="add", limit=3, page_size=1)]
+        assert listed == ids[::-1]  # newest first, across three pages of one
+
+    async def main() -> None:
+        async with AsyncClient(base) as api:
+            assert len([d async for d in api.list(function="add", limit=2)]) == 2
+            paged = [d.id async for d in api.list(function="add", limit=3, page_size=2)]
+            assert paged == ids[::-1]
+
+    asyncio.run(main())
+
+
+def test_a_client_not_pointed_at_the_routes_says_how_to_point_it(base: str) -> None:
+    with Client(base + "/resonate") as api, pytest.raises(rc.ProblemError) as doubled:
+        api.functions()
+    said = str(doubled.value)
+    assert doubled.value.status == 404 and "already ends with the prefix '/resonate'" in said
+    with Client(base, prefix="/api") as api, pytest.raises(rc.ProblemError) as elsewhere:
+        api.functions()
+    assert "is base_url the app's root and prefix where the routes are mounted?" in str(
+        elsewhere.value
+    )
+    with Client(base) as api, pytest.raises(rc.NotFound) as ours:
+        api.status(uid("missing"))
+    assert "base_url" not in str(ours.value)  # resonate-web's own 404 is left as it is
+
+
+def test_invalid_arguments_name_the_fields_that_failed(base: str) -> None:
+    with Client(base) as api, pytest.raises(rc.InvalidArguments) as invalid:
+        api.start("add", "one", 2.5)
+    assert invalid.value.fields == ["a", "b"]
+    assert "a (Input should be a valid integer)" in str(invalid.value)
+    assert "b (" in invalid.value.detail
+
+
 @pytest.mark.multiprocess
 def test_a_503_is_retried_until_the_backend_answers() -> None:
     """The gateway's backend is down (a dev server that is not started yet): each try

@@ -291,3 +291,25 @@ def test_a_server_whose_backend_is_down_still_stops_on_sigterm() -> None:
         procs.stop(proc, signal.SIGKILL)
     assert "running on the Resonate server at http://127.0.0.1:" in log
     assert "Application shutdown complete" in log  # the lifespan ran to its end
+
+
+# ── a 404 says why, where the backend forgets ───────────────────────────────
+
+
+@pytest.mark.multiprocess
+def test_a_404_on_the_dev_server_says_it_keeps_no_state_across_restarts() -> None:
+    with procs.dev_server() as url:
+        app, router = _app(build(), url=url)
+        with TestClient(app) as client:
+            missing = client.get("/resonate/invocations/started-before-a-restart")
+            assert missing.status_code == 404
+            assert "keeps no state across restarts" in missing.json()["detail"]
+            with pytest.raises(Problem, match="keeps no state across restarts"):
+                router.hosted.client.status("started-before-a-restart")
+
+
+def test_a_404_elsewhere_says_nothing_about_restarts() -> None:
+    app, _ = _app(build())
+    with TestClient(app) as client:
+        detail = client.get("/resonate/invocations/nope").json()["detail"]
+    assert "restart" not in detail and "embedded backend keeps" in detail

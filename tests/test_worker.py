@@ -180,3 +180,37 @@ def test_load_functions() -> None:
         load_functions("resonate_web.settings")
     with pytest.raises(ModuleNotFoundError):
         load_functions("no_such_module_here")
+
+
+def test_a_task_for_a_function_the_worker_lacks_names_the_group_to_change(
+    tmp_path: Path,
+) -> None:
+    """Two apps whose workers share the default group on one server: a worker sent
+    the other app's function says why, and which setting gives each app its own group."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from resonate_web import Functions
+    from resonate_web.fastapi import ResonateRouter
+
+    other_app = Functions()
+    other_app.expose_remote("other_apps_report", target="workers")
+    log = tmp_path / "worker.log"
+    with procs.dev_server() as url:
+        worker = procs.start_worker("examples.gateway_worker.functions", url, log=log)
+        try:
+            app = FastAPI()
+            app.include_router(ResonateRouter(other_app, url=url))
+            with TestClient(app) as client:
+                started = client.post("/resonate/functions/other_apps_report", json={})
+                assert started.status_code == 202, started.text
+                deadline = time.monotonic() + 60
+                while "a function it does not have" not in log.read_text():
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+        finally:
+            procs.stop(worker)
+    said = log.read_text()
+    assert "'other_apps_report'" in said and "group 'workers'" in said
+    assert "--group NAME" in said and "RESONATE_TARGET=NAME" in said
+    assert said.count("a function it does not have") == 1  # once, however often it is sent

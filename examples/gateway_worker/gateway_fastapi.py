@@ -9,9 +9,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from functions import functions
 
-from resonate_web.fastapi import ResonateDep, ResonateRouter
+from resonate_web import Problem
+from resonate_web.fastapi import ResonateDep, ResonateRouter, problem_handler
 
 app = FastAPI(title="resonate-web example")
+# A Problem the client raises in a handler of yours (a bad id, say) answers as
+# problem+json, as the routes' own errors do, instead of a 500.
+app.add_exception_handler(Problem, problem_handler)
 # ui=True: the dashboard at /resonate/ui.
 app.include_router(ResonateRouter(functions, ui=True))
 

@@ -23,7 +23,7 @@ resonate = Resonate(functions=functions, ui=True)
 def create_app() -> Flask:
     app = Flask("resonate-web example")
     app.config.from_prefixed_env()
-    resonate.init_app(app)
+    resonate.init_app(app)  # also: a Problem raised in a view answers as problem+json
 
     @app.get("/hello/<name>")
     def hello(name: str) -> dict[str, object]:

@@ -22,6 +22,7 @@ from resonate.types import PromiseRecord
 from resonate_web import _sdk, _search, invocations
 from resonate_web.parsing import validate_id
 from resonate_web.problems import Problem
+from resonate_web.settings import did_you_mean
 
 if TYPE_CHECKING:
     from resonate_web.gateway import Gateway, Request
@@ -85,7 +86,7 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     limit = _limit(query.get("limit"))
     filters = {k: query[k] for k in ("function", "status", "schedule") if k in query}
     backend_cursor = None
-    if "cursor" in query:
+    if query.get("cursor"):  # an empty cursor= is no cursor: the first page
         resumed = _cursor(query["cursor"])
         backend_cursor = resumed.pop("c")
         if any(filters.get(k) != v for k, v in resumed.items()) or set(filters) - set(resumed):
@@ -93,7 +94,9 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
     function = filters.get("function")
     exposed = gw.runtime.exposed
     if function is not None and function not in exposed:
-        raise _invalid(f"no function named {function!r} is exposed")
+        raise _invalid(
+            f"no function named {function!r} is exposed{did_you_mean(function, exposed)}"
+        )
     status = filters.get("status")
     if status is not None and status not in _STATES:
         raise _invalid(f"status is one of {', '.join(_STATES)}, got {status!r}")

@@ -39,7 +39,7 @@ from resonate_web.models import (
     StatusDocument,
     TreeNode,
 )
-from resonate_web.problems import PROBLEM_TYPE_PREFIX
+from resonate_web.problems import PROBLEM_TYPE_PREFIX, field_path
 
 __all__ = [
     "PROBLEMS",
@@ -112,7 +112,22 @@ class UnknownFunction(ProblemError):
 
 
 class InvalidArguments(ProblemError):
+    """The arguments do not fit the function: :attr:`fields` names those that failed."""
+
     slug = "invalid-arguments"
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(problem)
+        errors = problem.get("errors")
+        #: Each failed argument as a path (``b``, ``rest[0]``), from the problem's ``errors``.
+        self.fields: list[str] = [
+            field_path(e.get("loc") or [])
+            for e in (errors if isinstance(errors, list) else [])
+            if isinstance(e, dict)
+        ]
+        missing = [f for f in self.fields if f"{f} (" not in self.detail]
+        if missing:
+            self.args = (f"{self.args[0]} ({', '.join(missing)})",)
 
 
 class IdempotencyKeyReused(ProblemError):
@@ -216,7 +231,7 @@ class _Call:
         return kwargs
 
 
-def _problem(response: httpx.Response) -> ProblemError | None:
+def _problem(response: httpx.Response, base: str = "", prefix: str = "") -> ProblemError | None:
     if response.status_code < 400:
         return None
     try:
@@ -224,9 +239,29 @@ def _problem(response: httpx.Response) -> ProblemError | None:
     except ValueError:
         body = None
     if not isinstance(body, dict) or not str(body.get("type", "")).startswith(PROBLEM_TYPE_PREFIX):
-        body = {"status": response.status_code, "title": "HTTP error", "detail": response.text}
+        detail = response.text
+        if response.status_code == 404:
+            detail = _not_routes(response, base, prefix)
+        body = {"status": response.status_code, "title": "HTTP error", "detail": detail}
     slug = str(body.get("type", "")).removeprefix(PROBLEM_TYPE_PREFIX)
     return PROBLEMS.get(slug, ProblemError)(body)
+
+
+def _not_routes(response: httpx.Response, base: str, prefix: str) -> str:
+    """A 404 that is not resonate-web's: the client is not pointed at the routes."""
+    url = response.request.url
+    hint = (
+        f"is base_url the app's root and prefix where the routes are mounted? This client "
+        f"asked under {base}{prefix}/ (base_url {base!r}, prefix {prefix!r}): for routes at "
+        "http://host:8000/resonate, base_url is 'http://host:8000' and prefix '/resonate' "
+        "(the default); for routes at http://host:8000/api/resonate, prefix='/api/resonate'"
+    )
+    if prefix and base.rstrip("/").endswith(prefix):
+        hint = (
+            f"base_url {base!r} already ends with the prefix {prefix!r}: drop it from base_url. "
+            + hint
+        )
+    return f"{response.request.method} {url} answered 404 with no resonate-web problem: {hint}"
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float | None:
@@ -291,6 +326,51 @@ class _Routes:
         return _Call("POST", f"{path}/{action}", body={member: value} if member else None)
 
 
+#: The most invocations one page of ``GET /invocations`` holds.
+MAX_PAGE = 100
+
+
+class _Pages:
+    """The pages of one listing: ``limit`` in all at most, ``page_size`` per request."""
+
+    def __init__(
+        self,
+        function: str | None,
+        status: str | None,
+        schedule: str | None,
+        limit: int | None,
+        page_size: int | None,
+    ) -> None:
+        for name, value in (("limit", limit), ("page_size", page_size)):
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} is a whole number >= 1 or None, got {value!r}")
+        self.filters: dict[str, Any] = {
+            "function": function,
+            "status": status,
+            "schedule": schedule,
+        }
+        self.left = limit
+        self.page_size = page_size
+        self.cursor: str | None = None
+        self.done = False
+
+    def next_call(self, routes: _Routes) -> _Call | None:
+        if self.done or self.left == 0:
+            return None
+        sizes = [s for s in (self.page_size, self.left) if s is not None]
+        size = min(*sizes, MAX_PAGE) if sizes else None
+        return routes.list({**self.filters, "limit": size}, self.cursor)
+
+    def take(self, data: Any) -> list[StatusDocument]:
+        page = InvocationList.model_validate(data)
+        docs = page.invocations if self.left is None else page.invocations[: self.left]
+        if self.left is not None:
+            self.left -= len(docs)
+        self.cursor = page.next
+        self.done = not page.next
+        return docs
+
+
 def _events(lines: Iterator[str] | list[str]) -> Iterator[StatusDocument]:
     data: list[str] = []
     event = ""
@@ -313,13 +393,17 @@ def _events(lines: Iterator[str] | list[str]) -> Iterator[StatusDocument]:
 
 
 class _Base:
-    def __init__(self, token: str | None, prefix: str, retries: int) -> None:
+    def __init__(self, base_url: str, token: str | None, prefix: str, retries: int) -> None:
+        self._base_url = base_url.rstrip("/")
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
         self._routes = _Routes(prefix)
         self.retries = retries
 
+    def _problem(self, response: httpx.Response) -> ProblemError | None:
+        return _problem(response, self._base_url, self._routes.prefix)
+
     def _answer(self, response: httpx.Response) -> Any:
-        problem = _problem(response)
+        problem = self._problem(response)
         if problem is not None:
             raise problem
         return response.json()
@@ -349,7 +433,7 @@ class Client(_Base):
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(token, prefix, retries)
+        super().__init__(base_url, token, prefix, retries)
         self._http = httpx.Client(
             base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
@@ -402,7 +486,7 @@ class Client(_Base):
         with self._http.stream(call.method, call.path) as response:
             if response.status_code >= 400:
                 response.read()
-                raise _problem(response) or ProblemError({"status": response.status_code})
+                raise self._problem(response) or ProblemError({"status": response.status_code})
             yield from _events(response.iter_lines())
 
     def cancel(self, id: str) -> StatusDocument:
@@ -415,16 +499,16 @@ class Client(_Base):
         status: str | None = None,
         schedule: str | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
     ) -> Iterator[StatusDocument]:
-        """Invocations, newest first, page after page (``limit`` is the page size)."""
-        filters = {"function": function, "status": status, "schedule": schedule, "limit": limit}
-        cursor = None
-        while True:
-            page = InvocationList.model_validate(self._send(self._routes.list(filters, cursor)))
-            yield from page.invocations
-            if not page.next:
-                return
-            cursor = page.next
+        """Invocations, newest first, following the cursor page after page.
+
+        ``limit`` is how many it yields at most in all (``None``: every one);
+        ``page_size`` how many each request asks for (the server's default, 20,
+        at most 100)."""
+        pages = _Pages(function, status, schedule, limit, page_size)
+        while (call := pages.next_call(self._routes)) is not None:
+            yield from pages.take(self._send(call))
 
     def tree(self, id: str) -> TreeNode:
         return TreeNode.model_validate(self._send(self._routes.tree(id)))
@@ -457,7 +541,7 @@ class AsyncClient(_Base):
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(token, prefix, retries)
+        super().__init__(base_url, token, prefix, retries)
         self._http = httpx.AsyncClient(
             base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
@@ -506,7 +590,7 @@ class AsyncClient(_Base):
         async with self._http.stream(call.method, call.path) as response:
             if response.status_code >= 400:
                 await response.aread()
-                raise _problem(response) or ProblemError({"status": response.status_code})
+                raise self._problem(response) or ProblemError({"status": response.status_code})
             lines: list[str] = []
             async for line in response.aiter_lines():
                 lines.append(line)
@@ -525,17 +609,12 @@ class AsyncClient(_Base):
         status: str | None = None,
         schedule: str | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
     ) -> AsyncIterator[StatusDocument]:
-        filters = {"function": function, "status": status, "schedule": schedule, "limit": limit}
-        cursor = None
-        while True:
-            data = await self._send(self._routes.list(filters, cursor))
-            page = InvocationList.model_validate(data)
-            for doc in page.invocations:
+        pages = _Pages(function, status, schedule, limit, page_size)
+        while (call := pages.next_call(self._routes)) is not None:
+            for doc in pages.take(await self._send(call)):
                 yield doc
-            if not page.next:
-                return
-            cursor = page.next
 
     async def tree(self, id: str) -> TreeNode:
         return TreeNode.model_validate(await self._send(self._routes.tree(id)))

@@ -67,6 +67,10 @@ from resonate_web.schedules import Ticker
 
 logger = logging.getLogger("resonate_web.devserver")
 
+#: What the server says it is in its ``/health``: gateways on it read this to explain
+#: a 404 (the state is gone after a restart).
+DEV_SERVER = "resonate-web dev"
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 #: How often timers (promise timeouts, durable sleeps) and leases are advanced.
@@ -399,7 +403,7 @@ class DevServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "server": "resonate-web dev", "streams": self.connected()}
+            {"status": "ok", "server": DEV_SERVER, "streams": self.connected()}
         )
 
     async def _poll(self, request: web.Request) -> web.StreamResponse:

@@ -27,7 +27,7 @@ import pydantic_core
 from resonate.context import Context
 from resonate.retry import Exponential, RetryPolicy
 
-from resonate_web.problems import Problem
+from resonate_web.problems import Problem, field_path
 from resonate_web.schedules import declarations
 from resonate_web.settings import ConfigurationError, Settings
 
@@ -227,9 +227,10 @@ class Binder:
                 {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
                 for e in exc.errors(include_url=False, include_context=False, include_input=False)
             ]
+            named = ", ".join(f"{field_path(e['loc'])} ({e['msg']})" for e in errors)
             raise Problem(
                 "invalid-arguments",
-                f"{self.name}: arguments do not match the declared types",
+                f"{self.name}: arguments do not match the declared types: {named}",
                 extensions={"errors": errors},
             ) from None
         values = validated.model_dump(mode="json", by_alias=True)

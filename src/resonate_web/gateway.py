@@ -16,11 +16,13 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msgspec
 from resonate.error import (
     ConnectorError,
@@ -44,6 +46,7 @@ from resonate_web import (
     telemetry,
 )
 from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
+from resonate_web.devserver import DEV_SERVER
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
@@ -60,6 +63,8 @@ from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 logger = logging.getLogger("resonate_web")
 
 JSON = "application/json"
+#: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
+WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
 
 
@@ -140,6 +145,22 @@ ROUTES: tuple[Route, ...] = (
 
 _BY_NAME = {route.name: route for route in ROUTES}
 
+
+def allowed_methods(path: str, *, head: bool = False) -> list[str]:
+    """The methods the routes serve on ``path`` (a route's path, ``/schedules``): what
+    a 405's ``Allow`` lists, in every adapter. ``head``: ``HEAD`` too where ``GET`` is
+    (the framework answers it)."""
+    methods = [route.method for route in ROUTES if route.path == path]
+    if head and "GET" in methods:
+        methods.append("HEAD")
+    return methods
+
+
+def route_named(name: str) -> Route:
+    """The route called ``name``."""
+    return _BY_NAME[name]
+
+
 #: Routes that are not part of the JSON API (left out of the OpenAPI document).
 UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
@@ -186,6 +207,8 @@ class Gateway:
         self.settings = runtime.settings
         self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
+        #: Whether the backend is ``resonate-web dev`` (None: not asked yet).
+        self._dev_server: bool | None = None
         #: Invocations started and settled here, for the dashboard's live list.
         self.feed = dashboard.Feed()
         telemetry.watch_waiting(self)
@@ -412,7 +435,7 @@ class Gateway:
 
     async def start(self, request: Request) -> Response:
         exposed = self.runtime.function(request.path_params["name"])
-        wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
+        wait, noted = self._wait(request)
         id = scoped(request.scope, self._invocation_id(request))
         args, kwargs = exposed.bind(*self._call_arguments(request))
         # Kept from before the create: a quick function settles before the wait begins.
@@ -420,7 +443,7 @@ class Gateway:
             record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
             if wait > 0:
                 record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
-        return await self._status_response(request, id, record, created=True)
+        return await self._status_response(request, id, record, created=True, headers=noted)
 
     async def begin(
         self,
@@ -473,31 +496,60 @@ class Gateway:
         id = scoped(request.scope, public)
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {public!r}{self._kept()}")
+            raise Problem("not-found", f"no invocation with id {public!r}{await self._kept()}")
         return id, record
 
-    def _kept(self) -> str:
-        """What a 404 adds on the embedded backend, which forgets settled invocations."""
-        if self.settings.backend != "embedded":
-            return ""
-        return (
-            f" (the embedded backend keeps settled invocations for "
-            f"{self.settings.embedded_retention:g}s, the {self.settings.embedded_keep} newest)"
-        )
+    async def _kept(self) -> str:
+        """What a 404 adds where the backend forgets: the embedded backend forgets
+        settled invocations, the dev server everything when it restarts."""
+        if self.settings.backend == "embedded":
+            return (
+                f" (the embedded backend keeps settled invocations for "
+                f"{self.settings.embedded_retention:g}s, the {self.settings.embedded_keep} newest)"
+            )
+        if await self._on_dev_server():
+            return (
+                " (the backend is the `resonate-web dev` server, which keeps no state across "
+                "restarts: an invocation started before it last restarted is gone)"
+            )
+        return ""
+
+    async def _on_dev_server(self) -> bool:
+        """Whether the backend is ``resonate-web dev`` (its ``/health`` says so); asked
+        once, when a 404 first needs to know."""
+        if self._dev_server is None and self.settings.backend == "http" and self.settings.url:
+            try:
+                async with httpx.AsyncClient(timeout=self.settings.backend_timeout) as http:
+                    answer = await http.get(f"{self.settings.url}/health")
+                body = answer.json() if answer.status_code == 200 else {}
+                self._dev_server = isinstance(body, dict) and body.get("server") == DEV_SERVER
+            except (httpx.HTTPError, ValueError):
+                return False  # not known: asked again next time
+        return bool(self._dev_server)
 
     async def status_document(self, id: str, prefix: str) -> dict[str, Any]:
         """The status document of invocation ``id`` with links under ``prefix``."""
         record = await self.read(id)
         if record is None or invocations.function_of(record) is None:
-            raise Problem("not-found", f"no invocation with id {id!r}")
+            raise Problem("not-found", f"no invocation with id {id!r}{await self._kept()}")
         return await self.document(prefix, id, record)
 
     async def status(self, request: Request) -> Response:
-        wait = parse_wait(request.query.get("wait"), self.settings.wait_cap)
+        wait, noted = self._wait(request)
         id, record = await self.lookup(request)
         if wait > 0:
             record = await self._wait_settled(id, record, time.monotonic() + wait)
-        return await self._status_response(request, id, record)
+        return await self._status_response(request, id, record, headers=noted)
+
+    def _wait(self, request: Request) -> tuple[float, dict[str, str]]:
+        """``?wait=``, clamped to the cap; a clamped wait is said in the
+        ``Resonate-Wait-Capped`` header (the cap, in seconds)."""
+        raw = request.query.get("wait")
+        wait = parse_wait(raw, math.inf)
+        cap = self.settings.wait_cap
+        if wait <= cap:
+            return wait, {}
+        return cap, {WAIT_CAPPED: f"{cap:g}"}
 
     async def events(self, request: Request) -> Response:
         id, record = await self.lookup(request)
@@ -654,12 +706,18 @@ class Gateway:
         )
 
     async def _status_response(
-        self, request: Request, id: str, record: PromiseRecord, *, created: bool = False
+        self,
+        request: Request,
+        id: str,
+        record: PromiseRecord,
+        *,
+        created: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         doc = await self.document(request.prefix, id, record, request.scope)
         if doc["status"] != "pending":
-            return Response(200, doc)
-        headers = {"Retry-After": "1"}
+            return Response(200, doc, headers=dict(headers or {}))
+        headers = {**(headers or {}), "Retry-After": "1"}
         if created:
             headers["Location"] = doc["links"]["self"]
         return Response(202 if created else 200, doc, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 Slug = Literal[
@@ -81,3 +82,11 @@ def status_of(slug: Slug) -> int:
 
 def all_slugs() -> list[Slug]:
     return list(_TITLES)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """A validation error's location as a reader names it: ``b``, ``rest[0]``, ``order.qty``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "arguments"

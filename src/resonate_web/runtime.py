@@ -45,7 +45,7 @@ from resonate_web.exposure import (
     resolved_signature,
 )
 from resonate_web.problems import Problem
-from resonate_web.settings import ConfigurationError, Settings
+from resonate_web.settings import ConfigurationError, Settings, did_you_mean
 
 logger = logging.getLogger("resonate_web")
 
@@ -505,7 +505,8 @@ class Runtime:
         else:
             found = next((e for e in exposed.values() if e.fn is func), None)
         if found is None:
-            raise Problem("unknown-function", f"no function named {func!r} is exposed")
+            hint = did_you_mean(func, exposed) if isinstance(func, str) else ""
+            raise Problem("unknown-function", f"no function named {func!r} is exposed{hint}")
         return found
 
     def launch(

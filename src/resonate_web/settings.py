@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, unquote
@@ -36,6 +37,16 @@ class ConfigurationError(ValueError):
     """A setting has a value resonate-web cannot use."""
 
 
+def did_you_mean(word: str, known: Iterable[str], *, show: Callable[[str], str] = repr) -> str:
+    """``"; did you mean 'X'?"`` naming the closest of ``known`` to ``word``, or ``""``.
+
+    The one hint for every unknown name: environment variables, config keys
+    (Flask's, Django's ``RESONATE``), keyword settings and function names.
+    """
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {show(close[0])}?" if close else ""
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"expected a string, got {type(value).__name__}")
@@ -47,6 +58,20 @@ def _opt_str(value: Any) -> str | None:
         return None
     text = _str(value).strip()
     return text or None
+
+
+def _secret(value: Any) -> str | None:
+    """A secret: unset (``None``) or a non-empty string. An empty one is refused, never
+    read as unset: ``RESONATE_AUTH_TOKEN=`` would otherwise turn authentication off."""
+    if value is None:
+        return None
+    text = _str(value).strip()
+    if not text:
+        raise ConfigurationError(
+            "empty; an empty secret is refused rather than read as unset (which would "
+            "turn authentication off): give it a value, or remove the setting"
+        )
+    return text
 
 
 def _positive_float(value: Any) -> float:
@@ -201,11 +226,13 @@ class Settings:
         for key, value in (config or {}).items():
             name = key.upper().removeprefix("RESONATE_").lower()
             if name not in _PARSERS:
-                raise ConfigurationError(f"unknown resonate-web setting {key!r}")
+                hint = did_you_mean(name, _PARSERS, show=functools.partial(_spelled, key))
+                raise ConfigurationError(f"unknown resonate-web setting {key!r}{hint}")
             values[name] = value
         for name, value in overrides.items():
             if name not in _PARSERS:
-                raise ConfigurationError(f"unknown resonate-web setting {name!r}")
+                hint = did_you_mean(name, _PARSERS)
+                raise ConfigurationError(f"unknown resonate-web setting {name!r}{hint}")
             if value is not None:
                 values[name] = value
         parsed: dict[str, Any] = {}
@@ -219,7 +246,7 @@ class Settings:
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "url": _url,
-    "token": _opt_str,
+    "token": _secret,
     "group": _group,
     "target": _group,
     "prefix": _prefix,
@@ -233,8 +260,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "promises": _promise_policy,
     "embedded_retention": _positive_float,
     "embedded_keep": _positive_int,
-    "auth_token": _opt_str,
-    "auth_jwt_key": _opt_str,
+    "auth_token": _secret,
+    "auth_jwt_key": _secret,
     "auth_jwt_algorithms": _algorithms,
     "auth_jwt_audience": _opt_str,
     "auth_jwt_issuer": _opt_str,
@@ -243,6 +270,13 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 SETTING_NAMES = frozenset(_PARSERS)
+
+
+def _spelled(like: str, name: str) -> str:
+    """Setting ``name`` spelled as the config key ``like`` is (``'RESONATE_URL'``, ``'URL'``)."""
+    return repr(("RESONATE_" if like.upper().startswith("RESONATE_") else "") + name.upper())
+
+
 VARIABLES = frozenset(f"RESONATE_{name.upper()}" for name in SETTING_NAMES) | _OTHER_VARIABLES
 
 
@@ -251,8 +285,7 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
         if not key.startswith("RESONATE_") or key in VARIABLES or key in _warned:
             continue
         _warned.add(key)
-        close = difflib.get_close_matches(key, sorted(VARIABLES), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        hint = did_you_mean(key, VARIABLES, show=str)
         logger.warning(
             "resonate-web: ignoring unknown environment variable %s%s (known: %s)",
             key,

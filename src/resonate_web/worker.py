@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from resonate.error import ConnectorError, ServerError
+from resonate.error import ConnectorError, FunctionNotFoundError, ServerError
 from resonate.resonate import Resonate
 
 from resonate_web import _sdk
@@ -144,7 +144,15 @@ async def serve(
         raise ConfigurationError("no exposed function has code here: nothing to serve")
     stop = stop or asyncio.Event()
     runtime = Runtime(settings, functions, wrap=wrap, group=group)
-    client = await runtime.start()
+    hint = MissingFunctionHint(group, names)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).addFilter(hint)
+    try:
+        client = await runtime.start()
+    except BaseException:
+        for name in SDK_LOGGERS:
+            logging.getLogger(name).removeFilter(hint)
+        raise
     try:
         if not await _until_stopped(_wait_for_backend(client, settings), stop):
             logger.info("stopped before the backend answered")
@@ -165,7 +173,52 @@ async def serve(
         await drain(client, settings.shutdown_timeout, hurry)
     finally:
         await runtime.stop()
+        for name in SDK_LOGGERS:
+            logging.getLogger(name).removeFilter(hint)
         logger.info("worker stopped")
+
+
+#: The SDK's loggers that report a task whose function this process does not have.
+SDK_LOGGERS = ("resonate.core", "resonate.resonate")
+
+
+class MissingFunctionHint(logging.Filter):
+    """Beside the SDK's ``FunctionNotFoundError`` (a task for a function this worker
+    does not have), says once per function why that happens and what to change: the
+    worker group is shared with another app's gateway on the same backend."""
+
+    def __init__(self, group: str, names: list[str]) -> None:
+        super().__init__()
+        self.group = group
+        self.names = names
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        missing = _not_found(record.exc_info[1] if record.exc_info else None)
+        if missing is not None and missing.name not in self.said:
+            self.said.add(missing.name)
+            logger.warning(
+                "resonate-web: this worker (group %r) was sent a task for %r, a function it "
+                "does not have (it has: %s). Another app's gateway dispatches to group %r on "
+                "this backend: give each app's workers a group of their own (resonate-web "
+                "worker --group NAME here, RESONATE_TARGET=NAME or expose(..., target=NAME) "
+                "on that app's gateway)",
+                self.group,
+                missing.name,
+                ", ".join(self.names),
+                self.group,
+            )
+        return True
+
+
+def _not_found(exc: BaseException | None) -> FunctionNotFoundError | None:
+    """The ``FunctionNotFoundError`` that ``exc`` is or was caused by, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, FunctionNotFoundError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:

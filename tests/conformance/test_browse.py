@@ -99,6 +99,14 @@ def test_a_bad_query_is_400_invalid_query(client: httpx.Client, params: dict[str
     assert response.json()["type"].rsplit(":", 1)[-1] in {"invalid-query", "invalid-id"}
 
 
+def test_an_empty_cursor_is_the_first_page(client: httpx.Client, uid: str) -> None:
+    start(client, "add", {"args": [1, 1]}, id=uid, wait=5)
+    first = client.get(f"{P}/invocations", params={"function": "add", "limit": "1"})
+    empty = client.get(f"{P}/invocations", params={"function": "add", "limit": "1", "cursor": ""})
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["invocations"][0]["id"] == first.json()["invocations"][0]["id"] == uid
+
+
 def test_a_cursor_continues_only_its_own_query(client: httpx.Client, uid: str) -> None:
     for n in range(3):
         start(client, "count", {"args": [f"{uid}-{n}"]}, id=f"{uid}-{n}", wait=10)

@@ -89,3 +89,12 @@ def test_links_follow_the_mount(client: httpx.Client, uid: str) -> None:
     doc = start(client, "ping", id=uid, wait=5).json()
     assert client.get(doc["links"]["self"]).json() == doc
     assert doc["links"]["self"] == f"{P}/invocations/{uid}"
+
+
+def test_a_capped_wait_says_so_in_a_header(client: httpx.Client, uid: str) -> None:
+    started = start(client, "add", {"args": [1, 2]}, id=uid, wait=100)
+    assert started.json()["status"] == "resolved"
+    assert started.headers["resonate-wait-capped"] == "30"  # the default RESONATE_WAIT_CAP
+    assert status(client, uid, wait=100).headers["resonate-wait-capped"] == "30"
+    for within in (None, 5, 30):
+        assert "resonate-wait-capped" not in status(client, uid, wait=within).headers

@@ -18,6 +18,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # A Problem the client raises in a view (a bad id, say) answers as problem+json.
+    "resonate_web.django.ProblemMiddleware",
 ]
 ROOT_URLCONF = "django_project.urls"
 WSGI_APPLICATION = "django_project.wsgi.application"

@@ -30,7 +30,16 @@ from resonate_web.django.conf import state
 from resonate_web.facade import AsyncClient, SyncClient
 from resonate_web.parsing import new_id, validate_id
 
-__all__ = ["async_client", "client", "dispatch", "start", "state"]
+__all__ = ["ProblemMiddleware", "async_client", "client", "dispatch", "start", "state"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the views' module is not needed to load the app.
+    if name == "ProblemMiddleware":
+        from resonate_web.django.views import ProblemMiddleware
+
+        return ProblemMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def start() -> None:

@@ -22,7 +22,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve, reverse  # type: i
 
 from resonate_web.django import conf
 from resonate_web.gateway import ROUTES
-from resonate_web.settings import SETTING_NAMES, ConfigurationError, Settings
+from resonate_web.settings import ConfigurationError, Settings
 
 _SAMPLE = {"name": "resonate-check", "id": "resonate-check", "asset": "app.js"}
 
@@ -44,21 +44,13 @@ def check_resonate(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 def _unknown_keys(config: dict[str, Any]) -> list[checks.CheckMessage]:
-    def known(key: object) -> bool:
-        if key == conf.FUNCTIONS_KEY:
-            return True
-        return isinstance(key, str) and key.upper().removeprefix("RESONATE_").lower() in (
-            SETTING_NAMES
-        )
-
-    unknown = sorted(repr(key) for key in config if not known(key))
+    unknown = conf.unknown_keys(config)
     if not unknown:
         return []
-    names = sorted([conf.FUNCTIONS_KEY, *(name.upper() for name in SETTING_NAMES)])
     return [
         checks.Error(
-            f"settings.RESONATE has unknown key(s): {', '.join(unknown)}",
-            hint=f"known keys: {', '.join(names)}",
+            f"settings.{conf.SETTING} has {conf.describe_unknown(unknown)}",
+            hint=f"known keys: {', '.join(conf.known_keys())}",
             id="resonate_web.E001",
         )
     ]

@@ -35,13 +35,14 @@ from resonate_web.auth import Authorize
 from resonate_web.exposure import DurableFn, Functions, load_functions
 from resonate_web.facade import Hosted, host
 from resonate_web.runtime import is_async, keep_signature
-from resonate_web.settings import ConfigurationError, Settings
+from resonate_web.settings import SETTING_NAMES, ConfigurationError, Settings, did_you_mean
 
 SETTING = "RESONATE"
 FUNCTIONS_KEY = "FUNCTIONS"
 #: A dotted path to the access hook (``authorize(request, action, resource)``).
 AUTHORIZE_KEY = "AUTHORIZE"
-_DJANGO_KEYS = {FUNCTIONS_KEY, AUTHORIZE_KEY}
+#: The keys only Django reads; every other key is a core setting.
+DJANGO_KEYS = frozenset({FUNCTIONS_KEY, AUTHORIZE_KEY})
 
 
 def raw_config() -> dict[str, Any]:
@@ -67,13 +68,46 @@ def function_specs(config: Mapping[str, Any]) -> list[str]:
     return list(specs)
 
 
+def known_keys() -> list[str]:
+    """Every key ``settings.RESONATE`` may hold: Django's own and the core settings'."""
+    return sorted([*DJANGO_KEYS, *(name.upper() for name in SETTING_NAMES)])
+
+
+def _known(key: object) -> bool:
+    if key in DJANGO_KEYS:
+        return True
+    name = key.upper().removeprefix("RESONATE_").lower() if isinstance(key, str) else None
+    return name in SETTING_NAMES
+
+
+def unknown_keys(config: Mapping[str, Any]) -> list[Any]:
+    """The keys of ``config`` resonate-web does not know, sorted."""
+    return sorted((key for key in config if not _known(key)), key=repr)
+
+
+def describe_unknown(unknown: Iterable[Any]) -> str:
+    """``unknown key(s): 'URLS' (did you mean 'URL'?)``, a hint per key that has one."""
+    unknown = list(unknown)
+    hints = []
+    for key in unknown:
+        if isinstance(key, str):
+            hint = did_you_mean(key.upper().removeprefix("RESONATE_"), known_keys())
+            if hint:
+                hints.append(f"{key!r}:{hint.removeprefix(';')}")
+    listed = ", ".join(map(repr, unknown))
+    return f"unknown key(s): {listed}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def load_settings(config: Mapping[str, Any] | None = None) -> Settings:
     """The core :class:`Settings` from ``settings.RESONATE`` and the environment."""
     config = raw_config() if config is None else config
-    core = {k: v for k, v in config.items() if k not in _DJANGO_KEYS}
+    core = {k: v for k, v in config.items() if k not in DJANGO_KEYS}
     odd = [k for k in core if not isinstance(k, str)]
     if odd:
         raise ImproperlyConfigured(f"settings.{SETTING}: keys are strings, got {odd[0]!r}")
+    unknown = unknown_keys(config)
+    if unknown:
+        raise ImproperlyConfigured(f"settings.{SETTING} has {describe_unknown(unknown)}")
     try:
         return Settings.load(core)
     except ConfigurationError as exc:

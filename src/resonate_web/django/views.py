@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import (  # type: ignore[import-untyped]
     HttpRequest,
     HttpResponse,
@@ -37,7 +37,14 @@ from resonate_web._adapter import (
     sync_stream,
 )
 from resonate_web.django.conf import State, state
-from resonate_web.gateway import ROUTES, Request, Response, Route, problem_response
+from resonate_web.gateway import (
+    ROUTES,
+    Request,
+    Response,
+    Route,
+    allowed_methods,
+    problem_response,
+)
 from resonate_web.problems import Problem
 
 
@@ -122,7 +129,9 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 def _pick(routes: dict[str, Route], request: HttpRequest) -> Route | HttpResponseNotAllowed:
     """The route serving ``request``'s method on this path, or a 405."""
     route = routes.get(request.method)
-    return HttpResponseNotAllowed(list(routes)) if route is None else route
+    if route is None:
+        return HttpResponseNotAllowed(allowed_methods(next(iter(routes.values())).path))
+    return route
 
 
 def sync_view(routes: dict[str, Route]) -> Callable[..., HttpResponse]:
@@ -226,3 +235,31 @@ def patterns() -> list[ModalPattern]:
         )
         for route in ROUTES
     ]
+
+
+class ProblemMiddleware:
+    """A :class:`~resonate_web.Problem` raised in a view of yours (by the client: a bad
+    id, an unknown function, a backend that is down) answers as problem+json, as the
+    routes' own errors do, instead of a 500: add
+    ``"resonate_web.django.ProblemMiddleware"`` to ``MIDDLEWARE``."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[..., Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> Any:
+        return await self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        if not isinstance(exception, Problem):
+            return None
+        return _django_response(problem_response(exception, request.path))

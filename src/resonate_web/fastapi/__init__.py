@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
 
+from starlette.types import Receive, Scope, Send
+
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, params
     from fastapi import Request as FastAPIRequest
-    from fastapi.responses import Response
+    from fastapi.responses import PlainTextResponse, Response
     from fastapi.routing import APIRoute
     from fastapi.sse import EventSourceResponse
 except ImportError as exc:  # pragma: no cover
@@ -30,7 +32,15 @@ from resonate_web._adapter import async_stream, neutral_request, read_capped, se
 from resonate_web.auth import Authorize, Principal
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import PUBLIC_ROUTES, ROUTES, UI_ROUTES, Route, problem_response
+from resonate_web.gateway import (
+    PUBLIC_ROUTES,
+    ROUTES,
+    UI_ROUTES,
+    Route,
+    allowed_methods,
+    problem_response,
+    route_named,
+)
 from resonate_web.problems import Problem, Slug
 from resonate_web.settings import Settings
 
@@ -45,6 +55,7 @@ __all__ = [
 
 _STATE_KEY = "resonate_web"
 _OPERATION_IDS = {f"resonate_{route.name}" for route in ROUTES}
+_ROUTE_NAMES = {route.name for route in ROUTES}
 
 
 class ResonateRouter(APIRouter):
@@ -190,7 +201,21 @@ _SLUGS: dict[int, Slug] = {401: "unauthorized", 403: "forbidden", 404: "not-foun
 
 class _ProblemRoute(APIRoute):
     """A route whose dependencies' errors (yours, or ``include_router(...,
-    dependencies=[...])``'s) answer as problem+json too."""
+    dependencies=[...])``'s) answer as problem+json too, and whose 405 lists every
+    method served on its path (Starlette's lists only the first route's)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = self.name.removeprefix("resonate_")
+        if self.methods and scope["method"] not in self.methods and name in _ROUTE_NAMES:
+            allow = ", ".join(allowed_methods(route_named(name).path, head=True))
+            headers = {"Allow": allow}
+            if "app" in scope:
+                raise HTTPException(status_code=405, headers=headers)
+            await PlainTextResponse("Method Not Allowed", 405, headers=headers)(
+                scope, receive, send
+            )
+            return
+        await super().handle(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[FastAPIRequest], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
