@@ -22,9 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: installed copy of it, such as another checkout's editable install), and its tests.
 PYTHONPATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 BIN = Path(sys.executable).parent
-#: A child's PYTHONPATH: this checkout's tests and its ``src`` ahead of any installed
-#: copy of the package (an editable install may point at another checkout).
-PYTHONPATH = os.pathsep.join([str(ROOT), str(ROOT / "src")])
 
 
 def free_port() -> int:
