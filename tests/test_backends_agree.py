@@ -34,6 +34,7 @@ BODY = 2.5 * LEASE
 class Deployment:
     gateway: str
     execlog: Path
+    runner_log: Path  # of the process the functions run in
 
     def executions(self, id: str) -> list[tuple[int, str]]:
         return [(pid, event) for pid, event, found in procs.executions(self.execlog) if found == id]
@@ -48,7 +49,7 @@ def deployment(
     env = {"RESONATE_LEASE_TTL": str(LEASE), "RESONATE_WEB_TEST_EXECLOG": str(execlog)}
     if request.param == "embedded":
         with procs.uvicorn(f"{APP}:app", env=env, log=logs / "gateway.log") as base:
-            yield Deployment(base, execlog)
+            yield Deployment(base, execlog, logs / "gateway.log")
         return
     server = (
         request.getfixturevalue("pg_dsn")
@@ -60,7 +61,7 @@ def deployment(
     )
     try:
         with procs.gateway(f"{APP}:app", server, env=env, log=logs / "gateway.log") as (base, _):
-            yield Deployment(base, execlog)
+            yield Deployment(base, execlog, logs / "worker.log")
     finally:
         procs.stop(worker)
 
@@ -147,3 +148,25 @@ def test_a_failing_attempt_shows_while_pending(
     finally:
         httpx.post(f"{url}/cancel", timeout=10)
     assert httpx.get(url, timeout=10).json().get("attempts") is None  # settled: absent
+
+
+def test_a_cancel_of_running_code_logs_one_info_line(deployment: Deployment) -> None:
+    """The body runs on after the cancel; when it ends, its fulfill and release meet the
+    backend's 409. That is the normal end of a cancel: one INFO line, no traceback."""
+    id = start(deployment.gateway, "awaiting", 1.5)
+    procs.wait_execution(deployment.execlog, "start", id)
+    resp = httpx.post(f"{deployment.gateway}/resonate/invocations/{id}/cancel", timeout=10)
+    assert resp.json()["status"] == "canceled"
+    procs.wait_execution(deployment.execlog, "end", id)
+    lines: list[str] = []
+    for _ in range(200):
+        lines = [line for line in deployment.runner_log.read_text().splitlines() if id in line]
+        if any("no longer this process's" in line for line in lines):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # what else the SDK would log about it comes at once
+    lines = [line for line in deployment.runner_log.read_text().splitlines() if id in line]
+    said = [line for line in lines if "no longer this process's" in line]
+    assert len(said) == 1 and "INFO" in said[0], lines
+    assert not [line for line in lines if "ERROR" in line], lines
+    assert "Traceback" not in deployment.runner_log.read_text()

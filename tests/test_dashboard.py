@@ -142,6 +142,24 @@ def test_rejected_shows_its_error_and_filters(server: str, page: Any) -> None:
     shot(page, "rejected")
 
 
+def test_a_retrying_invocation_shows_its_attempts_and_last_error(server: str, page: Any) -> None:
+    id = "ui-retry-" + uuid.uuid4().hex[:8]
+    api = f"{server}/resonate/invocations/{id}"
+    resp = httpx.post(
+        f"{server}/resonate/functions/refusing", params={"id": id}, json={"args": ["no card"]}
+    )
+    assert resp.status_code == 202
+    try:
+        page.goto(f"{server}/resonate/ui#/invocations/{id}")
+        expect(page.locator("#detail-facts .badge")).to_have_text("pending")
+        expect(row(page, id).locator(".retrying")).to_contain_text("failed: PermissionError")
+        expect(page.locator("#detail-error")).to_contain_text("PermissionError: no card")
+        expect(page.locator("#detail-error .retry")).to_contain_text("next attempt")
+        shot(page, "retrying")
+    finally:
+        httpx.post(f"{api}/cancel")
+
+
 def test_schedules_show_with_their_next_run_and_ticks(server: str, page: Any) -> None:
     id = "ui-sched-" + uuid.uuid4().hex[:8]
     body = {"id": id, "cron": "0 0 1 1 *", "function": "add", "args": [1, 2]}

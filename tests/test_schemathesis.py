@@ -41,7 +41,7 @@ DOCUMENTS = {
 #: Functions a generated call would keep waiting (durable sleeps, blocking, approvals).
 SLOW = re.compile(
     r"/functions/(slow|slow_timeout|hold|wide|countdown|approval|app_config|orders_seen"
-    r"|remote_add|remote_raw|book_trip|fan_out)$"
+    r"|remote_add|remote_raw|book_trip|fan_out|refusing)$"
 )
 
 

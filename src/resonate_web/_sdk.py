@@ -814,14 +814,12 @@ class _SettledElsewhere(logging.Filter):
         if "releasing task" not in str(record.msg):
             return False  # the release's own 409: said already
         task = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-        record.msg = (
+        logger.info(
             "resonate-web: task %s is no longer this process's (its invocation was "
-            "canceled or timed out, or its lease lapsed): what it returned is dropped"
+            "canceled or timed out, or its lease lapsed): what it returned is dropped",
+            task,
         )
-        record.args = (task,)
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        record.exc_info, record.exc_text = None, None
-        return True
+        return False
 
 
 _QUIET = _SettledElsewhere()

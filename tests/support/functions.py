@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from resonate.context import Context
-from resonate.retry import Never
+from resonate.retry import Exponential, Never
 
 from examples.gateway_worker import functions as example
 from resonate_web import Functions, schedules
@@ -33,6 +33,7 @@ def build(mode: Literal["auto", "inline"] = "auto") -> Functions:
     functions.expose(count, mode=mode, retry_policy=Never())
     functions.expose(executions, mode=mode)
     functions.expose(hold, mode=mode, retry_policy=Never())
+    functions.expose(refusing, mode=mode, retry_policy=EVERY_SECOND)
     functions.expose(wide, mode=mode)
     functions.expose(example.slow, name="slow_timeout", mode=mode, timeout=timedelta(seconds=1))
     functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
@@ -59,6 +60,15 @@ async def wide(ctx: Context, n: int) -> object:
     for i in range(n):
         await ctx.run(example.square, i)
     return await ctx.promise()
+
+
+#: Retried every second, for as long as anyone waits.
+EVERY_SECOND = Exponential(delay=1, factor=1, max_retries=100_000, max_delay=1)
+
+
+def refusing(ctx: Context, reason: str) -> str:
+    """Fail every attempt with ``PermissionError(reason)`` (retried every second)."""
+    raise PermissionError(reason)
 
 
 def hold(ctx: Context, started: str, release: str) -> str:

@@ -196,7 +196,15 @@
         el("span", { class: "name" }, doc.function || "?"),
         el("code", { class: "id" }, doc.id),
         badge(doc.status),
-        el("time", { datetime: doc.created_at || "" }, when(doc.created_at))));
+        el("time", { datetime: doc.created_at || "" }, when(doc.created_at)),
+        ...(doc.last_error ? [retrying(doc)] : [])));
+  }
+
+  // A pending invocation whose function or step keeps failing (contract v3).
+  function retrying(doc) {
+    const last = doc.last_error;
+    return el("span", { class: "retrying", title: last.type + ": " + last.message },
+      "attempt " + doc.attempts + " failed: " + last.type);
   }
 
   function upsert(doc) {
@@ -273,9 +281,16 @@
     ];
     $("detail-facts").replaceChildren(...facts.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     const error = $("detail-error");
-    error.hidden = !doc.error;
-    if (doc.error) {
-      error.replaceChildren(el("strong", {}, doc.error.type + ": "), el("span", { class: "message" }, doc.error.message));
+    const failed = doc.error || doc.last_error;
+    error.hidden = !failed;
+    if (failed) {
+      const last = doc.last_error;
+      const retry = last
+        ? [el("p", { class: "retry" }, "Attempt " + doc.attempts + " failed" +
+            (last.step ? " in step " + last.step : "") + " at " + when(last.at) +
+            (last.next_attempt_at ? "; next attempt " + when(last.next_attempt_at) : ""))]
+        : [];
+      error.replaceChildren(el("strong", {}, failed.type + ": "), el("span", { class: "message" }, failed.message), ...retry);
     }
     $("detail-result").hidden = !("result" in doc);
     if ("result" in doc) $("detail-result-value").textContent = JSON.stringify(doc.result, null, 2);
@@ -318,7 +333,8 @@
       el("span", { class: "kind" }, step.kind),
       el("span", { class: "name" }, step.function || step.id),
       badge(step.status),
-      el("span", { class: "took" }, duration(step.created_at, step.settled_at) || ""));
+      el("span", { class: "took" }, duration(step.created_at, step.settled_at) || ""),
+      ...(step.last_error ? [retrying(step)] : []));
     if (!step.children || step.children.length === 0) return el("div", { class: "leaf" }, label);
     return el("details", { open: "" }, el("summary", {}, label), ...step.children.map(node));
   }
@@ -362,6 +378,7 @@
   async function watch(id) {
     const abort = new AbortController();
     detailStream = abort;
+    refresh(id, abort.signal);
     try {
       await stream("/invocations/" + enc(id) + "/events", (event, doc) => {
         if (event === "status" && id === shownId) {
@@ -372,6 +389,24 @@
       }, abort.signal);
     } catch (e) {
       // aborted (another invocation shown) or refused: nothing to do
+    }
+  }
+
+  // The stream says when it settles; attempts that fail meanwhile are read every few seconds.
+  async function refresh(id, signal) {
+    while (!signal.aborted) {
+      await sleep(3000);
+      if (signal.aborted || id !== shownId) return;
+      try {
+        const doc = await api("/invocations/" + enc(id));
+        if (signal.aborted || id !== shownId) return;
+        upsert(doc);
+        render(doc);
+        if (doc.status !== "pending") return;
+        if (doc.last_error) loadTree(id);
+      } catch (e) {
+        // a refused or failed read: the stream still watches
+      }
     }
   }
 
