@@ -15,10 +15,21 @@ import pytest
 from resonate.context import Context
 from resonate.types import Value
 
-from resonate_web import Functions, Portal, Problem, Runtime, Settings, _sdk, schedules
+from resonate_web import (
+    Functions,
+    Portal,
+    Problem,
+    Runtime,
+    Settings,
+    _sdk,
+    cron,
+    invocations,
+    schedules,
+)
+from resonate_web.cron import validate_cron
 from resonate_web.devserver import DevServer
 from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.schedules import Ticker, validate_cron
+from resonate_web.schedules import Ticker
 from tests.support.functions import build
 
 MINUTE = 60_000
@@ -33,10 +44,10 @@ def uid() -> str:
 @pytest.fixture
 def five_fields() -> Iterator[None]:
     """Cron as users have it: the tests' sixth (seconds) field off."""
-    previous = schedules._second_crons
-    schedules._allow_seconds(False)
+    previous = cron._second_crons
+    cron._allow_seconds(False)
     yield
-    schedules._allow_seconds(previous)
+    cron._allow_seconds(previous)
 
 
 # ── cron ──────────────────────────────────────────────────────────────────
@@ -92,19 +103,21 @@ def test_what_is_refused(cron: Any) -> None:
 
 
 def test_next_and_previous_runs_are_utc() -> None:
-    runs = schedules.next_runs("30 12 * * *", T0)
-    assert [schedules.iso(r) for r in runs] == [f"2026-01-0{day}T12:30:00Z" for day in range(1, 6)]
-    assert schedules.next_after("0 * * * *", T0) == T0 + 60 * MINUTE  # strictly after
-    assert schedules.previous_runs("0 * * * *", T0 + 150 * MINUTE, T0 - 1) == [
+    runs = cron.next_runs("30 12 * * *", T0)
+    assert [invocations.iso(r) for r in runs] == [
+        f"2026-01-0{day}T12:30:00.000Z" for day in range(1, 6)
+    ]
+    assert cron.next_after("0 * * * *", T0) == T0 + 60 * MINUTE  # strictly after
+    assert cron.previous_runs("0 * * * *", T0 + 150 * MINUTE, T0 - 1) == [
         T0 + 120 * MINUTE,
         T0 + 60 * MINUTE,
         T0,
     ]
-    assert schedules.previous_runs("0 * * * *", T0 + 150 * MINUTE, T0) == [
+    assert cron.previous_runs("0 * * * *", T0 + 150 * MINUTE, T0) == [
         T0 + 120 * MINUTE,
         T0 + 60 * MINUTE,
     ]
-    assert len(schedules.previous_runs("* * * * *", T0 + 600 * MINUTE, 0)) == schedules.RECENT
+    assert len(cron.previous_runs("* * * * *", T0 + 600 * MINUTE, 0)) == cron.RECENT
 
 
 # ── the ticker: which ticks are due ───────────────────────────────────────
@@ -304,9 +317,9 @@ def test_expose_checks_a_schedule_at_once() -> None:
 
 
 def test_declared_ids() -> None:
-    assert schedules.declarations("f", "0 * * * *") == (("f", "0 * * * *"),)
-    assert schedules.declarations("f", ["0 * * * *"]) == (("f.1", "0 * * * *"),)
-    assert schedules.declarations("f", ()) == ()
+    assert cron.declarations("f", "0 * * * *") == (("f", "0 * * * *"),)
+    assert cron.declarations("f", ["0 * * * *"]) == (("f.1", "0 * * * *"),)
+    assert cron.declarations("f", ()) == ()
 
 
 async def test_ticks_on_the_embedded_backend_fire_and_resolve() -> None:
@@ -347,13 +360,13 @@ def test_the_client_goes_the_routes_way(sync_client: SyncClient) -> None:
     doc = sync_client.schedules.get(id)
     assert (doc["args"], doc["kwargs"], doc["recent"]) == ([1, 2], {}, [])
     assert id in {s["id"] for s in sync_client.schedules.list()}
-    for args, cron, slug in [
+    for args, expr, slug in [
         ((1, 3), "0 0 1 1 *", "conflict"),
         ((1,), "0 0 1 1 *", "invalid-arguments"),
         ((1, 2), "61 * * * *", "invalid-cron"),
     ]:
         with pytest.raises(Problem) as problem:
-            sync_client.schedule(id, cron, "add", args)
+            sync_client.schedule(id, expr, "add", args)
         assert problem.value.slug == slug
     with pytest.raises(Problem) as unknown:
         sync_client.schedule(uid(), "0 * * * *", "nobody")

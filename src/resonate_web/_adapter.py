@@ -12,8 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
+from resonate_web.contract import Request, Response, problem_response
 from resonate_web.facade import Hosted
-from resonate_web.gateway import Request, Response, Route, problem_response
+from resonate_web.gateway import Route
 from resonate_web.problems import Problem
 from resonate_web.settings import ConfigurationError
 

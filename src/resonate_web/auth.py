@@ -20,34 +20,15 @@ list, stream, replay, cancel or settle another's work; another's id is a 404.
 from __future__ import annotations
 
 import inspect
-import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from resonate_web.contract import Principal, Request, forbidden
 from resonate_web.problems import Problem
 from resonate_web.settings import ConfigurationError, Settings
 
-if TYPE_CHECKING:
-    from resonate_web.gateway import Request
-
 __all__ = ["Authorize", "Principal", "authorize_from_settings", "call_hook", "forbidden"]
-
-_PREFIX_RE = re.compile(r"[A-Za-z0-9._~-]{0,128}")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authorized caller: who (``subject``) and which ids are theirs (``prefix``)."""
-
-    subject: str | None = None
-    prefix: str = ""
-    claims: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not _PREFIX_RE.fullmatch(self.prefix) or ".." in self.prefix:
-            raise forbidden("the principal's id prefix is not 0-128 characters of the id alphabet")
 
 
 #: ``authorize(request, action, resource)``: ``action`` is the route's name
@@ -59,10 +40,6 @@ Authorize = Callable[["Request", str, str | None], "Principal | Awaitable[Princi
 def unauthorized(detail: str, error: str | None = None) -> Problem:
     challenge = "Bearer" if error is None else f'Bearer error="{error}"'
     return Problem("unauthorized", detail, headers={"WWW-Authenticate": challenge})
-
-
-def forbidden(detail: str) -> Problem:
-    return Problem("forbidden", detail)
 
 
 def bearer(request: Request) -> str:

@@ -15,17 +15,15 @@ import binascii
 import functools
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from resonate.types import PromiseRecord
 
 from resonate_web import _sdk, _search, invocations
+from resonate_web.contract import Request, Response, Service
 from resonate_web.parsing import validate_id
 from resonate_web.problems import Problem
 from resonate_web.settings import did_you_mean
-
-if TYPE_CHECKING:
-    from resonate_web.gateway import Gateway, Request
 
 #: Largest ``limit`` of ``GET /invocations`` (and its default).
 MAX_LIST = 100
@@ -76,9 +74,7 @@ def _next(backend_cursor: str | None, filters: dict[str, str]) -> str | None:
     return base64.urlsafe_b64encode(data.encode()).decode()
 
 
-async def list_invocations(gw: Gateway, request: Request) -> Any:
-    from resonate_web.gateway import Response
-
+async def list_invocations(gw: Service, request: Request) -> Any:
     query = request.query
     unknown = sorted(set(query) - _QUERY)
     if unknown:
@@ -136,7 +132,7 @@ async def list_invocations(gw: Gateway, request: Request) -> Any:
 # ── the lineage: tree and awaiting ──────────────────────────────────────────
 
 
-async def awaiting(gw: Gateway, id: str) -> list[str]:
+async def awaiting(gw: Service, id: str) -> list[str]:
     """Pending promises of invocation ``id`` that someone outside must settle."""
     tags = {"resonate:origin": id, _sdk.EXTERNAL_TAG: "true"}
     found = await gw.bounded(gw.runtime.client.promises.search("pending", tags, 100, None))
@@ -146,7 +142,7 @@ async def awaiting(gw: Gateway, id: str) -> list[str]:
     )
 
 
-async def failures(gw: Gateway, id: str, limit: int = 1) -> dict[str | None, dict[str, Any]]:
+async def failures(gw: Service, id: str, limit: int = 1) -> dict[str | None, dict[str, Any]]:
     """The newest recorded failure of each failing part of invocation ``id`` (its
     function: ``None``; a step: its id), as the worker that ran it wrote it, from
     the newest ``limit`` records (one search)."""
@@ -177,7 +173,7 @@ def failure_fields(found: dict[str, Any] | None, scope: str) -> dict[str, Any]:
     }
 
 
-async def last_failure(gw: Gateway, id: str) -> dict[str, Any] | None:
+async def last_failure(gw: Service, id: str) -> dict[str, Any] | None:
     """The newest recorded failure of any part of invocation ``id``."""
     found = await failures(gw, id)
     return next(iter(found.values()), None)
@@ -188,7 +184,7 @@ def _step_order(id: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in tail.split("."))
 
 
-async def _lineage(gw: Gateway, id: str) -> tuple[list[PromiseRecord], bool]:
+async def _lineage(gw: Service, id: str) -> tuple[list[PromiseRecord], bool]:
     """Every durable step of invocation ``id`` (pages of one search); and whether the
     tree was cut at :data:`MAX_TREE` steps."""
     steps: list[PromiseRecord] = []
@@ -239,9 +235,7 @@ def _ordered(records: list[PromiseRecord]) -> Iterator[PromiseRecord]:
     return iter(sorted(records, key=lambda r: (r.created_at, _step_order(r.id))))
 
 
-async def tree(gw: Gateway, request: Request) -> Any:
-    from resonate_web.gateway import Response
-
+async def tree(gw: Service, request: Request) -> Any:
     id, root = await gw.lookup(request)
     steps, truncated = await _lineage(gw, id)
     known = {id} | {step.id for step in steps}

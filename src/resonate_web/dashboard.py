@@ -20,16 +20,14 @@ import html
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
 from resonate_web import _sdk, invocations, telemetry
+from resonate_web.contract import Request, Response, Service, event_stream, sse_frame
 from resonate_web.problems import Problem
-
-if TYPE_CHECKING:
-    from resonate_web.gateway import Gateway, Request, Response
 
 #: The shell's routes: served even when the hook answers 401 (see the module doc).
 SHELL_ROUTES = frozenset({"ui", "ui_asset"})
@@ -43,14 +41,12 @@ def _asset(name: str) -> bytes:
     return resources.files("resonate_web").joinpath("ui", name).read_bytes()
 
 
-def _enabled(gw: Gateway) -> None:
+def _enabled(gw: Service) -> None:
     if not gw.settings.ui:
         raise Problem("not-found", "the dashboard is off (set RESONATE_UI=1 to serve it)")
 
 
-async def page(gw: Gateway, request: Request) -> Response:
-    from resonate_web.gateway import Response
-
+async def page(gw: Service, request: Request) -> Response:
     _enabled(gw)
     config = json.dumps(
         {"prefix": request.prefix, "auth": gw.authorize is not None}, separators=(",", ":")
@@ -66,9 +62,7 @@ async def page(gw: Gateway, request: Request) -> Response:
     )
 
 
-async def asset(gw: Gateway, request: Request) -> Response:
-    from resonate_web.gateway import Response
-
+async def asset(gw: Service, request: Request) -> Response:
     _enabled(gw)
     name = request.path_params["asset"]
     if name not in _ASSETS:
@@ -118,7 +112,7 @@ class Feed:
         finally:
             self._subscribers.discard(queue)
 
-    def watch(self, gw: Gateway, id: str, function: str, handle: ResonateHandle[Any]) -> None:
+    def watch(self, gw: Service, id: str, function: str, handle: ResonateHandle[Any]) -> None:
         """Once ``id`` (of ``function``) settles: count it in the settled metric (from
         the SDK's notification) and, while the dashboard has viewers, publish it
         (read back, for the document)."""
@@ -138,21 +132,12 @@ class Feed:
         task.add_done_callback(self._watchers.discard)
 
 
-async def events(gw: Gateway, request: Request) -> Response:
-    from resonate_web.gateway import Response
-
+async def events(gw: Service, request: Request) -> Response:
     _enabled(gw)
-    return Response(
-        200,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        stream=_stream(gw, request),
-    )
+    return event_stream(_stream(gw, request))
 
 
-async def _stream(gw: Gateway, request: Request) -> AsyncIterator[bytes]:
-    from resonate_web.gateway import sse_frame
-
+async def _stream(gw: Service, request: Request) -> AsyncIterator[bytes]:
     scope = request.scope
     with gw.feed.subscribe() as queue:
         yield b": subscribed\n\n"

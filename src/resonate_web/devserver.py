@@ -63,6 +63,7 @@ from resonate_web._sdk import (
     extract_action_data,
     unwrap_request_envelope,
 )
+from resonate_web.contract import EVENT_STREAM, EVENT_STREAM_HEADERS
 from resonate_web.schedules import Ticker
 
 logger = logging.getLogger("resonate_web.devserver")
@@ -413,11 +414,7 @@ class DevServer:
         if self._closing:
             raise web.HTTPServiceUnavailable()
         response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
+            headers={"Content-Type": EVENT_STREAM, **EVENT_STREAM_HEADERS}
         )
         await response.prepare(request)
         stream = Stream(group, pid)

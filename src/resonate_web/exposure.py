@@ -27,8 +27,8 @@ import pydantic_core
 from resonate.context import Context
 from resonate.retry import Exponential, RetryPolicy
 
+from resonate_web.cron import declarations
 from resonate_web.problems import Problem, field_path
-from resonate_web.schedules import declarations
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web")

@@ -14,12 +14,11 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,7 +44,15 @@ from resonate_web import (
     settling,
     telemetry,
 )
-from resonate_web.auth import Authorize, Principal, authorize_from_settings, call_hook
+from resonate_web.auth import Authorize, authorize_from_settings, call_hook
+from resonate_web.contract import (
+    Request,
+    Response,
+    event_stream,
+    problem_response,
+    scoped,
+    sse_frame,
+)
 from resonate_web.devserver import DEV_SERVER
 from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
@@ -57,58 +64,14 @@ from resonate_web.parsing import (
     parse_wait,
     validate_id,
 )
-from resonate_web.problems import PROBLEM_CONTENT_TYPE, Problem
+from resonate_web.problems import Problem
 from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 
 logger = logging.getLogger("resonate_web")
 
-JSON = "application/json"
 #: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
 WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
-
-
-@dataclass(frozen=True)
-class Request:
-    """A neutral HTTP request. ``headers`` keys are lower case; ``query`` holds
-    each parameter's first value; ``prefix`` is the mount prefix as served (so
-    links point back at this mount); ``user`` is whoever the framework says is
-    calling (Django's ``request.user``, an ASGI scope's ``user``, WSGI's
-    ``REMOTE_USER``), for an authorize hook to look at; ``principal`` is what
-    the hook returned."""
-
-    method: str
-    path_params: Mapping[str, str] = field(default_factory=dict)
-    query: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    prefix: str = ""
-    user: Any = None
-    principal: Principal | None = None
-
-    @property
-    def scope(self) -> str:
-        """The id prefix of the caller: what its ids are stored under."""
-        return self.principal.prefix if self.principal is not None else ""
-
-
-@dataclass
-class Response:
-    """A neutral HTTP response: a JSON body, bytes sent as they are (the dashboard's
-    files, with their ``media_type``), or an event stream."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    media_type: str = JSON
-    stream: AsyncIterator[bytes] | None = None
-
-    def content(self) -> bytes:
-        if self.body is None and self.status == 204:
-            return b""
-        if isinstance(self.body, bytes):
-            return self.body
-        return msgspec.json.encode(self.body)
 
 
 @dataclass(frozen=True)
@@ -167,32 +130,6 @@ UI_ROUTES = frozenset({"feed", "ui", "ui_asset"})
 
 #: Routes served to anyone, whatever the authorize hook says.
 PUBLIC_ROUTES = frozenset({"health"})
-
-
-def scoped(scope: str, id: str) -> str:
-    """``id`` as stored for a caller whose ids live under ``scope``."""
-    if not scope:
-        return id
-    stored = scope + id
-    if len(stored) > 256:
-        raise Problem(
-            "invalid-id", f"the id is too long for this caller (at most {256 - len(scope)})"
-        )
-    return stored
-
-
-def problem_response(problem: Problem, instance: str) -> Response:
-    return Response(
-        status=problem.status,
-        body=problem.body(instance),
-        headers=problem.headers,
-        media_type=PROBLEM_CONTENT_TYPE,
-    )
-
-
-def sse_frame(event: str, data: Any) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
 class Gateway:
@@ -553,12 +490,7 @@ class Gateway:
 
     async def events(self, request: Request) -> Response:
         id, record = await self.lookup(request)
-        return Response(
-            200,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            stream=self._event_stream(request, id, record),
-        )
+        return event_stream(self._event_stream(request, id, record))
 
     async def _event_stream(
         self, request: Request, id: str, record: PromiseRecord

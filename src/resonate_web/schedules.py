@@ -1,4 +1,5 @@
-"""Cron schedules: validation, next runs, declarative schedules, and the ticker.
+"""Cron schedules: the service behind the routes, declarative schedules, and the ticker
+(the cron maths is :mod:`resonate_web.cron`).
 
 A schedule is stored in the backend (``schedule.create``): its cron, the
 template of its ticks' ids (``{{.id}}-{{.timestamp}}``), and what every tick
@@ -33,28 +34,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from croniter import croniter
 from resonate.error import ServerError
 from resonate.resonate import DEFAULT_TOP_LEVEL_TIMEOUT
 from resonate.types import Value
 
 from resonate_web import _sdk
+from resonate_web.cron import (
+    next_after,
+    next_runs,
+    now_ms,
+    previous_runs,
+    tick_id,
+    validate_cron,
+)
+from resonate_web.invocations import iso
 from resonate_web.parsing import validate_id
 from resonate_web.problems import Problem
 
 if TYPE_CHECKING:
+    from resonate.resonate import Resonate
+
     from resonate_web.exposure import Exposed
-    from resonate_web.runtime import Runtime
+    from resonate_web.settings import Settings
 
 logger = logging.getLogger("resonate_web")
+
+_MEMBERS = frozenset({"id", "cron", "function", "args", "kwargs", "timeout"})
+
+
+class Runtime(Protocol):
+    """What schedules need of the runtime that hosts them (``resonate_web.runtime``'s
+    :class:`~resonate_web.runtime.Runtime` is one): its client, settings and functions."""
+
+    settings: Settings
+
+    @property
+    def client(self) -> Resonate: ...
+
+    @property
+    def exposed(self) -> dict[str, Exposed]: ...
+
+    def function(self, func: str | Callable[..., Any]) -> Exposed: ...
+
 
 #: The id template of a schedule's ticks, as ``Resonate.schedule`` stores it.
 TICK_TEMPLATE = "{{.id}}-{{.timestamp}}"
@@ -63,132 +90,12 @@ SCHEDULE_TAG = "resonate:schedule"
 TARGET_TAG = "resonate:target"
 #: A schedule id leaves room in the 256-character id alphabet for ``-{unix ms}``.
 MAX_ID_LENGTH = 256 - 14
-#: How many upcoming tick times a schedule's document shows.
-NEXT_RUNS = 5
-#: How many of the latest ticks a schedule's document shows.
-RECENT = 10
 #: The most schedules ``GET /schedules`` lists.
 MAX_LISTED = 1000
 #: The SDK's own default for a root promise (one day).
 DEFAULT_TIMEOUT = DEFAULT_TOP_LEVEL_TIMEOUT
 #: The longest wait between two looks at the stored schedules (embedded backend).
 MAX_TICKER_SLEEP = 1.0
-
-#: Name, lowest and highest value of each field, in order.
-_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 6),
-)
-#: croniter's sixth field (seconds, last), optional only in this project's own
-#: tests (see :func:`_allow_seconds`): the backends that fire schedules
-#: themselves do not read it the same way, or at all.
-_SECONDS = ("second", 0, 59)
-_second_crons = False
-_MEMBERS = frozenset({"id", "cron", "function", "args", "kwargs", "timeout"})
-_PART_RE = re.compile(r"(\*|\d{1,2}(?:-\d{1,2})?)(?:/(\d{1,2}))?")
-
-
-def _allow_seconds(allowed: bool) -> None:
-    """Test-only: accept a sixth cron field, seconds (croniter's order: last)."""
-    global _second_crons
-    _second_crons = allowed
-
-
-# ── cron ──────────────────────────────────────────────────────────────────
-
-
-def _invalid(cron: str, why: str) -> Problem:
-    return Problem("invalid-cron", f"cron {cron!r}: {why}")
-
-
-def validate_cron(cron: Any) -> str:
-    """``cron`` with its fields single-spaced, or a 400 ``invalid-cron`` problem.
-
-    Five fields (minute, hour, day of month, month, day of week; 0 is Sunday),
-    evaluated in UTC. Each field is ``*``, a number, a range ``a-b``, any of
-    those with a step ``/n``, or a comma-separated list of them: what the
-    Resonate server, resonate-pg and croniter all read the same way (names
-    such as ``MON``, ``L``, ``#``, ``?``, ``H`` and ``@hourly`` are not).
-    """
-    if not isinstance(cron, str):
-        raise Problem("invalid-cron", "'cron' must be a string such as \"0 * * * *\"")
-    fields = cron.split()
-    specs = (*_FIELDS, _SECONDS) if _second_crons and len(fields) == 6 else _FIELDS
-    if len(fields) != len(specs):
-        raise _invalid(
-            cron,
-            "a cron expression has five fields (minute, hour, day of month, month, "
-            f"day of week), evaluated in UTC; this one has {len(fields)}",
-        )
-    for text, (name, low, high) in zip(fields, specs, strict=True):
-        for part in text.split(","):
-            match = _PART_RE.fullmatch(part)
-            if match is None:
-                raise _invalid(
-                    cron,
-                    f"the {name} field {text!r} is not numbers, '*', ranges 'a-b', steps "
-                    "'/n' and lists 'a,b' (names, L, #, ?, H and @macros are not portable)",
-                )
-            values = [int(n) for n in match.group(1).split("-") if n != "*"]
-            if any(not low <= v <= high for v in values):
-                raise _invalid(cron, f"the {name} field takes {low}-{high}, not {text!r}")
-            if len(values) == 2 and values[0] > values[1]:
-                raise _invalid(cron, f"the range {match.group(1)!r} runs backwards")
-            if match.group(2) is not None and int(match.group(2)) == 0:
-                raise _invalid(cron, f"a step of 0 in {text!r}")
-    normalized = " ".join(fields)
-    if not croniter.is_valid(normalized):
-        raise _invalid(cron, "croniter cannot read it")
-    return normalized
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _ms(when: datetime) -> int:
-    return round(when.timestamp() * 1000)
-
-
-def next_after(cron: str, after: int) -> int:
-    """The first time ``cron`` matches strictly after ``after`` (unix ms, UTC)."""
-    return _ms(croniter(cron, _at(after)).get_next(datetime))
-
-
-def next_runs(cron: str, after: int, count: int = NEXT_RUNS) -> list[int]:
-    """The next ``count`` times ``cron`` matches after ``after`` (unix ms)."""
-    it = croniter(cron, _at(after))
-    return [_ms(it.get_next(datetime)) for _ in range(count)]
-
-
-def previous_runs(cron: str, until: int, since: int, count: int = RECENT) -> list[int]:
-    """Up to ``count`` times ``cron`` matched in ``(since, until]``, newest first."""
-    it = croniter(cron, _at(until + 1))
-    found: list[int] = []
-    while len(found) < count:
-        at = _ms(it.get_prev(datetime))
-        if at <= since:
-            break
-        found.append(at)
-    return found
-
-
-def iso(ms: int) -> str:
-    """Unix ms as an ISO-8601 UTC time (``2026-01-01T10:00:00Z``)."""
-    return _at(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tick_id(template: str, schedule_id: str, at: int) -> str:
-    """A tick's promise id, as the Resonate server expands the template."""
-    return template.replace("{{.id}}", schedule_id).replace("{{.timestamp}}", str(at))
-
 
 # ── definitions ───────────────────────────────────────────────────────────
 
@@ -314,18 +221,6 @@ def parse_timeout(value: Any) -> timedelta | None:
             "'timeout' is the seconds each tick may take before it times out: a number > 0",
         )
     return timedelta(seconds=value)
-
-
-def declarations(name: str, schedule: str | Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """``(id, cron)`` of each schedule ``expose(schedule=...)`` declares: the id is the
-    function's name for one cron given as a string, ``name.1``, ``name.2``, ... for
-    a list (in its order). Raises ``ValueError`` for a cron :func:`validate_cron` refuses."""
-    crons = [schedule] if isinstance(schedule, str) else list(schedule)
-    ids = [name] if isinstance(schedule, str) else [f"{name}.{n}" for n in range(1, len(crons) + 1)]
-    try:
-        return tuple((id, validate_cron(cron)) for id, cron in zip(ids, crons, strict=True))
-    except Problem as problem:
-        raise ValueError(f"{name!r}: schedule={schedule!r}: {problem.detail}") from None
 
 
 # ── the one path: routes, clients and declarations ───────────────────────
@@ -541,7 +436,7 @@ class Schedules:
         """A schedule's document without its recent ticks (what ``GET /schedules`` lists)."""
         now = now_ms() if now is None else now
         try:
-            upcoming = [iso(at) for at in next_runs(stored.cron, now)]
+            upcoming = [str(iso(at)) for at in next_runs(stored.cron, now)]
         except (ValueError, KeyError):  # a cron stored by other means that croniter cannot read
             upcoming = []
         return {
@@ -829,10 +724,4 @@ __all__ = [
     "Tick",
     "Ticker",
     "fire_embedded",
-    "iso",
-    "next_after",
-    "next_runs",
-    "previous_runs",
-    "tick_id",
-    "validate_cron",
 ]

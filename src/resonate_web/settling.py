@@ -15,24 +15,15 @@ it stands; another way (resolving what was rejected) is 409 ``conflict``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from resonate.error import ServerError
 from resonate.types import PromiseRecord, Value
 
 from resonate_web import _sdk, invocations
+from resonate_web.contract import Request, Response, Service, scoped
 from resonate_web.parsing import media_type_is_json, parse_json, validate_promise_id
 from resonate_web.problems import Problem
-
-if TYPE_CHECKING:
-    from resonate_web.gateway import Gateway, Request, Response
-
-
-def scoped(scope: str, id: str) -> str:
-    from resonate_web.gateway import scoped as scope_id
-
-    return scope_id(scope, id)
-
 
 Action = Literal["resolve", "reject", "cancel"]
 _STATE: dict[Action, str] = {
@@ -84,7 +75,7 @@ def promise_document(
     return doc
 
 
-async def _find(gw: Gateway, request: Request) -> tuple[PromiseRecord, str | None]:
+async def _find(gw: Service, request: Request) -> tuple[PromiseRecord, str | None]:
     """The promise of the request, if the ``promises`` setting lets these routes
     touch it; with the invocation that awaits it."""
     policy = gw.settings.promises
@@ -110,7 +101,7 @@ async def _find(gw: Gateway, request: Request) -> tuple[PromiseRecord, str | Non
     return record, awaited_by
 
 
-def _member(request: Request, gw: Gateway, name: str | None) -> Any:
+def _member(request: Request, gw: Service, name: str | None) -> Any:
     body = request.body
     if len(body) > gw.settings.body_limit:
         raise Problem(
@@ -131,7 +122,7 @@ def _member(request: Request, gw: Gateway, name: str | None) -> Any:
     return payload.get(name) if name else None
 
 
-async def settle(gw: Gateway, id: str, action: Action, data: Any) -> PromiseRecord:
+async def settle(gw: Service, id: str, action: Action, data: Any) -> PromiseRecord:
     promises = gw.runtime.client.promises
     settle = {"resolve": promises.resolve, "reject": promises.reject, "cancel": promises.cancel}
     try:
@@ -155,16 +146,12 @@ def check(record: PromiseRecord, action: Action, what: str, scope: str = "") -> 
         raise Problem("conflict", f"{what} {public!r} is already settled: {status}")
 
 
-async def get_promise(gw: Gateway, request: Request) -> Response:
-    from resonate_web.gateway import Response
-
+async def get_promise(gw: Service, request: Request) -> Response:
     record, awaited_by = await _find(gw, request)
     return Response(200, promise_document(record, awaited_by, request.scope))
 
 
-async def settle_promise(gw: Gateway, action: Action, request: Request) -> Response:
-    from resonate_web.gateway import Response
-
+async def settle_promise(gw: Service, action: Action, request: Request) -> Response:
     data = _member(request, gw, _MEMBER[action])
     record, awaited_by = await _find(gw, request)
     if record.state == "pending":
@@ -174,12 +161,10 @@ async def settle_promise(gw: Gateway, action: Action, request: Request) -> Respo
     return Response(200, promise_document(record, awaited_by, request.scope))
 
 
-async def cancel_invocation(gw: Gateway, request: Request) -> Response:
+async def cancel_invocation(gw: Service, request: Request) -> Response:
     """Cancel: the invocation's promise settles as canceled, so whoever waits on it
     sees ``canceled`` at once. Code already running is not interrupted; what it
     returns later is discarded (the promise is settled already)."""
-    from resonate_web.gateway import Response
-
     id, record = await gw.lookup(request)
     if record.state == "pending":
         record = await settle(gw, id, "cancel", None)

@@ -12,11 +12,11 @@ from resonate.context import Context
 from resonate.retry import Exponential, Never
 
 from examples.gateway_worker import functions as example
-from resonate_web import Functions, schedules
+from resonate_web import Functions, cron
 
 # Test apps (in process and as servers) accept a sixth cron field, seconds, so
 # that a schedule ticks within seconds. Never on outside this project's tests.
-schedules._allow_seconds(True)
+cron._allow_seconds(True)
 
 #: Executions per key, in this process: how tests see that a replay ran nothing.
 EXECUTIONS: Counter[str] = Counter()

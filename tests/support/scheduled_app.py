@@ -14,11 +14,11 @@ import os
 from fastapi import FastAPI
 from resonate.context import Context
 
-from resonate_web import Functions, schedules
+from resonate_web import Functions, cron
 from resonate_web.fastapi import ResonateRouter
 from tests.test_distributed_app import record
 
-schedules._allow_seconds(True)
+cron._allow_seconds(True)
 
 functions = Functions()
 

@@ -12,9 +12,9 @@ import os
 
 from resonate.context import Context
 
-from resonate_web import Functions, schedules
+from resonate_web import Functions, cron
 
-schedules._allow_seconds(True)
+cron._allow_seconds(True)
 
 functions = Functions()
 

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover
 from resonate_web import openapi
 from resonate_web._adapter import async_stream, neutral_request, read_capped, serve_async
 from resonate_web.auth import Authorize, Principal
+from resonate_web.contract import problem_response
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
 from resonate_web.gateway import (
@@ -38,7 +39,6 @@ from resonate_web.gateway import (
     UI_ROUTES,
     Route,
     allowed_methods,
-    problem_response,
     route_named,
 )
 from resonate_web.problems import Problem, Slug

@@ -46,9 +46,10 @@ except ImportError as exc:  # pragma: no cover
 
 from resonate_web._adapter import CHUNK, neutral_request, read_capped_sync, serve_sync, sync_stream
 from resonate_web.auth import Authorize
+from resonate_web.contract import problem_response
 from resonate_web.exposure import Functions
 from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import ROUTES, Route, problem_response
+from resonate_web.gateway import ROUTES, Route
 from resonate_web.problems import Problem
 from resonate_web.runtime import within
 from resonate_web.settings import ConfigurationError, Settings
