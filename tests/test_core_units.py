@@ -112,9 +112,14 @@ def test_wait() -> None:
             parse_wait(bad, 30)
 
 
-def test_every_slug_has_a_4xx_or_5xx_status() -> None:
-    assert len(all_slugs()) == 16
+def test_every_slug_has_a_4xx_or_5xx_status_and_a_client_exception_of_its_name() -> None:
+    from resonate_web import client
+
     assert all(400 <= status_of(slug) < 600 for slug in all_slugs())
+    for slug in all_slugs():
+        name = "".join(word.capitalize() for word in slug.split("-"))
+        assert client.PROBLEMS[slug].__name__ == name, slug
+    assert set(client.PROBLEMS) == set(all_slugs())
 
 
 # ── exposure ──────────────────────────────────────────────────────────────

@@ -58,9 +58,7 @@ from resonate_web.exposure import Exposed
 from resonate_web.parsing import (
     idempotency_key,
     json_object,
-    media_type_is_json,
     new_id,
-    parse_json,
     parse_wait,
     validate_id,
 )
@@ -72,6 +70,7 @@ logger = logging.getLogger("resonate_web")
 #: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
 WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
+_CALL_MEMBERS = frozenset({"args", "kwargs"})
 
 
 @dataclass(frozen=True)
@@ -316,30 +315,15 @@ class Gateway:
         return Response(200, {"status": "ok", "backend": self.settings.backend})
 
     def _call_arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
-        body = request.body
-        if len(body) > self.settings.body_limit:
-            raise Problem(
-                "payload-too-large",
-                f"the body exceeds the limit of {self.settings.body_limit} bytes",
-            )
-        if not body:
-            return [], {}
-        if not media_type_is_json(request.headers.get("content-type")):
-            raise Problem(
-                "unsupported-media-type",
-                "send the arguments as application/json (or a +json type)",
-            )
-        payload = parse_json(body, max_depth=self.settings.json_depth)
-        if not isinstance(payload, dict):
-            raise Problem("invalid-json", "the body must be a JSON object")
-        unknown = sorted(set(payload) - {"args", "kwargs"})
-        if unknown:
-            raise Problem(
-                "invalid-json",
-                f"unknown member(s) {', '.join(map(repr, unknown))}: the body holds the "
-                'arguments under "args" (a list) and "kwargs" (an object), as in '
-                '{"args": [1, 2]} or {"kwargs": {"a": 1, "b": 2}}',
-            )
+        payload = json_object(
+            request.body,
+            request.headers.get("content-type"),
+            body_limit=self.settings.body_limit,
+            max_depth=self.settings.json_depth,
+            members=_CALL_MEMBERS,
+            hint='the body holds the arguments under "args" (a list) and "kwargs" (an '
+            'object), as in {"args": [1, 2]} or {"kwargs": {"a": 1, "b": 2}}',
+        )
         args = payload.get("args", [])
         kwargs = payload.get("kwargs", {})
         if not isinstance(args, list):

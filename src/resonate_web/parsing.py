@@ -135,10 +135,18 @@ def media_type_is_json(content_type: str | None) -> bool:
 
 
 def json_object(
-    body: bytes, content_type: str | None, *, body_limit: int, max_depth: int
+    body: bytes,
+    content_type: str | None,
+    *,
+    body_limit: int,
+    max_depth: int,
+    members: frozenset[str] | None = None,
+    hint: str = "",
 ) -> dict[str, Any]:
-    """A request body that must be a JSON object (``{}`` when empty): 413 over
-    ``body_limit``, 415 when not sent as JSON, 400 when not a JSON object."""
+    """The one rule for a request body, on every route that takes one: a JSON object
+    (``{}`` when empty). 413 over ``body_limit``, 415 when not sent as JSON, 400
+    when it is not JSON or not an object, or (with ``members``) when it holds a
+    member not among them (``hint`` says what to send)."""
     if len(body) > body_limit:
         raise Problem("payload-too-large", f"the body exceeds the limit of {body_limit} bytes")
     if not body:
@@ -148,4 +156,9 @@ def json_object(
     payload = parse_json(body, max_depth=max_depth)
     if not isinstance(payload, dict):
         raise Problem("invalid-json", "the body must be a JSON object")
+    if members is not None:
+        unknown = sorted(set(payload) - members)
+        if unknown:
+            said = f"unknown member(s) {', '.join(map(repr, unknown))}"
+            raise Problem("invalid-json", f"{said}: {hint}" if hint else said)
     return payload

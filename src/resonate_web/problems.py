@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Slug = Literal[
     "invalid-json",
@@ -47,6 +47,10 @@ _TITLES: dict[Slug, tuple[int, str]] = {
 }
 
 
+if tuple(_TITLES) != get_args(Slug):  # pragma: no cover - caught at import, in every test
+    raise AssertionError("problems._TITLES must list exactly the Slug literal's slugs, in order")
+
+
 class Problem(Exception):
     """An error the HTTP contract names: rendered as ``application/problem+json``."""
 
@@ -81,7 +85,9 @@ def status_of(slug: Slug) -> int:
 
 
 def all_slugs() -> list[Slug]:
-    return list(_TITLES)
+    """Every slug of the contract: the one source the titles, the statuses and the
+    HTTP client's exception classes are held to."""
+    return list(get_args(Slug))
 
 
 def field_path(loc: Sequence[Any]) -> str:

@@ -22,7 +22,7 @@ from resonate.types import PromiseRecord, Value
 
 from resonate_web import _sdk, invocations
 from resonate_web.contract import Request, Response, Service, scoped
-from resonate_web.parsing import media_type_is_json, parse_json, validate_promise_id
+from resonate_web.parsing import json_object, validate_promise_id
 from resonate_web.problems import Problem
 
 Action = Literal["resolve", "reject", "cancel"]
@@ -102,23 +102,14 @@ async def _find(gw: Service, request: Request) -> tuple[PromiseRecord, str | Non
 
 
 def _member(request: Request, gw: Service, name: str | None) -> Any:
-    body = request.body
-    if len(body) > gw.settings.body_limit:
-        raise Problem(
-            "payload-too-large", f"the body exceeds the limit of {gw.settings.body_limit} bytes"
-        )
-    if not body:
-        return None
-    if not media_type_is_json(request.headers.get("content-type")):
-        raise Problem("unsupported-media-type", "send the body as application/json")
-    payload = parse_json(body, max_depth=gw.settings.json_depth)
-    if not isinstance(payload, dict):
-        raise Problem("invalid-json", "the body must be a JSON object")
-    allowed = {name} if name else set()
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        hint = f'send {{"{name}": <JSON>}}' if name else "send no body"
-        raise Problem("invalid-json", f"unknown member(s) {', '.join(map(repr, unknown))}: {hint}")
+    payload = json_object(
+        request.body,
+        request.headers.get("content-type"),
+        body_limit=gw.settings.body_limit,
+        max_depth=gw.settings.json_depth,
+        members=frozenset({name} if name else ()),
+        hint=f'send {{"{name}": <JSON>}}' if name else "send no body",
+    )
     return payload.get(name) if name else None
 
 
