@@ -71,8 +71,12 @@ $(TS_WORKER)/node_modules/.installed: $(TS_WORKER)/package.json $(TS_WORKER)/pac
 	cd $(TS_WORKER) && npm ci --loglevel=error
 	@touch $@
 
+# The suite in two processes (pytest-xdist), a test file each at a time: most tests
+# wait on servers and workers they start, so two run in the time of one.
+JOBS ?= 2
+
 unit: $(VENV)/.installed interop-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile
 
 test: lint typecheck unit
 
