@@ -15,12 +15,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
-from tests.support import servers
+from tests.support import procs, servers
 
 #: No server error; every status, media type and body as documented. (Whether the API
 #: accepts every schema-valid request is not checked: an unknown cursor or id is valid
@@ -30,6 +32,8 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    allow_header_conformance,
+    unsupported_method,
 ]
 
 MAX_EXAMPLES = 5
@@ -50,7 +54,21 @@ SLOW = re.compile(
 @pytest.mark.parametrize("kind", sorted(DOCUMENTS))
 def test_every_operation_holds_to_its_document(kind: str) -> None:
     base = servers.shared(kind)
-    schema = schemathesis.openapi.from_url(f"{base}{DOCUMENTS[kind]}")
+    check_every_operation(base, DOCUMENTS[kind])
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(300)
+def test_the_example_gateway_holds_to_its_document() -> None:
+    """What ``make demo`` serves: the example's own routes (``/hello/{name}``) too."""
+    with procs.uvicorn(
+        "gateway_fastapi:app", cwd=procs.ROOT / "examples" / "gateway_worker"
+    ) as base:
+        check_every_operation(base, "/openapi.json")
+
+
+def check_every_operation(base: str, document: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{base}{document}")
     operations = [op.ok() for op in schema.get_all_operations()]
     checked = 0
     for operation in operations:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from functions import functions
 
 from resonate_web import Problem
-from resonate_web.fastapi import ResonateDep, ResonateRouter, problem_handler
+from resonate_web.fastapi import ResonateDep, ResonateRouter, problem_handler, problem_responses
 
 app = FastAPI(title="resonate-web example")
 # A Problem the client raises in a handler of yours (a bad id, say) answers as
@@ -20,7 +20,8 @@ app.add_exception_handler(Problem, problem_handler)
 app.include_router(ResonateRouter(functions, ui=True))
 
 
-@app.get("/hello/{name}")
+# problem_responses: the problems it may answer, in the app's OpenAPI document.
+@app.get("/hello/{name}", responses=problem_responses(400, 503))
 async def hello(name: str, resonate: ResonateDep) -> dict[str, object]:
     """A handler of your own, starting a durable function through the injected client.
 

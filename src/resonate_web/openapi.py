@@ -69,6 +69,19 @@ def _problems(*codes: int) -> dict[str, Any]:
     }
 
 
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the problem statuses ``codes`` (400, 404, 409, 413, 415,
+    422, 503): what a handler of yours that uses the client may answer, for
+    FastAPI's ``responses=``."""
+    return {
+        code: {
+            "description": _PROBLEM_DESCRIPTIONS[code],
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": ProblemDetails.model_json_schema()}},
+        }
+        for code in codes
+    }
+
+
 def _json(model: type[Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 

@@ -41,6 +41,7 @@ from resonate_web.gateway import (
     allowed_methods,
     route_named,
 )
+from resonate_web.openapi import problem_responses
 from resonate_web.problems import Problem, Slug
 from resonate_web.settings import Settings
 
@@ -51,6 +52,7 @@ __all__ = [
     "get_client",
     "get_sync_client",
     "problem_handler",
+    "problem_responses",
 ]
 
 _STATE_KEY = "resonate_web"
