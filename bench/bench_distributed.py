@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from resonate_web import Settings  # noqa: E402
-from resonate_web.runtime import build_client  # noqa: E402
+from resonate_web._core.runtime import build_client  # noqa: E402
 from tests.support import postgres, procs  # noqa: E402
 
 

@@ -32,9 +32,10 @@ from fastapi import FastAPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.gateway_worker.functions import functions
-from resonate_web import Runtime, Settings
+from resonate_web import Settings
+from resonate_web._core.runtime import Runtime
+from resonate_web._gateway.router import Gateway, Request
 from resonate_web.fastapi import ResonateRouter
-from resonate_web.gateway import Gateway, Request
 
 BODY = json.dumps({"args": [1, 2]}).encode()
 HEADERS = {"content-type": "application/json"}

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from flask import Flask
 
 from resonate_web import Problem, Settings
-from resonate_web.auth import Principal
+from resonate_web._gateway.auth import Principal
+from resonate_web._gateway.router import Gateway
 from resonate_web.fastapi import ResonateRouter
 from resonate_web.flask import Resonate
-from resonate_web.gateway import Gateway
 from tests.support import django_clients, procs
 from tests.support.adapters import FlaskTestClient
 from tests.support.functions import build
@@ -240,7 +240,7 @@ def test_a_client_that_leaves_a_long_poll_or_stream_leaks_no_waiter() -> None:
 
 def test_access_settings_are_checked_when_read() -> None:
     from resonate_web import ConfigurationError
-    from resonate_web.auth import authorize_from_settings
+    from resonate_web._gateway.auth import authorize_from_settings
 
     with pytest.raises(ConfigurationError, match="'none' is not an algorithm"):
         Settings.load(environ={"RESONATE_AUTH_JWT_ALGORITHMS": "HS256,none"})

@@ -10,8 +10,8 @@ import pytest
 from resonate.context import Context
 
 from resonate_web import ConfigurationError, Functions, Settings
-from resonate_web.invocations import error_of, exception_class_name
-from resonate_web.parsing import idempotency_key, parse_json, parse_wait, validate_id
+from resonate_web._core.invocations import error_of, exception_class_name
+from resonate_web._core.parsing import idempotency_key, parse_json, parse_wait, validate_id
 from resonate_web.problems import Problem, all_slugs, status_of
 
 

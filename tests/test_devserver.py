@@ -16,8 +16,8 @@ from resonate.context import Context
 from resonate.resonate import Resonate
 from resonate_base import PROTOCOL_VERSION
 
-from resonate_web import devserver
-from resonate_web.devserver import Address, DevServer
+from resonate_web import _devserver as devserver
+from resonate_web._devserver import Address, DevServer
 from tests.support import procs
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from resonate_web.gateway import ROUTES
+from resonate_web._gateway.router import ROUTES
 from tests.support.django_app import setup
 
 setup()

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from flask import Flask
 
 from resonate_web import Functions, Settings
-from resonate_web.auth import Principal
+from resonate_web._gateway.auth import Principal
 from resonate_web.fastapi import ResonateRouter
 from resonate_web.flask import Resonate
 from resonate_web.settings import VARIABLES, ConfigurationError

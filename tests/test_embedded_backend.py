@@ -8,9 +8,10 @@ from typing import Any
 
 from resonate.types import Value
 
-from resonate_web import Runtime, Settings
-from resonate_web._sdk import _EmbeddedConnection as EmbeddedConnection
-from resonate_web.gateway import Gateway, Request
+from resonate_web import Settings
+from resonate_web._core.runtime import Runtime
+from resonate_web._core.sdk import _EmbeddedConnection as EmbeddedConnection
+from resonate_web._gateway.router import Gateway, Request
 from tests.support.functions import build
 
 
@@ -42,8 +43,8 @@ async def test_a_wait_woken_while_the_invocation_is_pending_waits_on() -> None:
     """The SDK's periodic listener refresh settles a handle as gone (rejected) when it
     runs between the handle's subscription and its create, though the invocation is
     pending. A start with ``wait`` and the client's ``result()`` go on waiting."""
-    from resonate_web.facade import AsyncClient
-    from resonate_web.runtime import Portal
+    from resonate_web._core.runtime import Portal
+    from resonate_web._inprocess import AsyncClient
 
     runtime = Runtime(Settings.load(environ={}), build())
     client = await runtime.start()

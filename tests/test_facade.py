@@ -18,11 +18,11 @@ from resonate.context import Context
 from resonate.retry import Never
 
 from examples.gateway_worker import functions as example
-from resonate_web import ConfigurationError, Functions, Portal, Problem, Runtime, Settings
+from resonate_web import ConfigurationError, Functions, Problem, Settings
 from resonate_web._adapter import serve_sync
-from resonate_web.facade import AsyncClient, SyncClient, host
-from resonate_web.gateway import ROUTES, Gateway, Request
-from resonate_web.runtime import within
+from resonate_web._core.runtime import Portal, Runtime, within
+from resonate_web._gateway.router import ROUTES, Gateway, Request
+from resonate_web._inprocess import AsyncClient, SyncClient, host
 from tests.support.functions import build
 from tests.support.procs import free_port
 

@@ -61,7 +61,7 @@ def test_worker_command_refuses_the_embedded_backend() -> None:
 
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[str]:
-    if importlib.util.find_spec("resonate_web.devserver") is None:
+    if importlib.util.find_spec("resonate_web._devserver") is None:
         pytest.skip("the development server is not part of this checkout")
     port = procs.free_port()
     url = f"http://127.0.0.1:{port}"

@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from resonate_web import Settings, _sdk
+from resonate_web import Settings
+from resonate_web._core import sdk as _sdk
 from resonate_web.client import Client, Rejected
 from resonate_web.fastapi import ResonateRouter
 from tests.support import procs, servers

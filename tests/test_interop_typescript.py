@@ -29,8 +29,8 @@ import httpx
 import pytest
 from resonate_base import PROTOCOL_VERSION
 
-from resonate_web import devserver
-from resonate_web.devserver import DevServer
+from resonate_web import _devserver as devserver
+from resonate_web._devserver import DevServer
 from tests.support import procs
 from tests.support.interop_app import PY_GROUP, TS_GROUP
 

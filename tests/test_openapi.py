@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from resonate.context import Context
 
 from resonate_web import Functions, Settings
-from resonate_web.openapi import document
-from resonate_web.runtime import Runtime
+from resonate_web._core.runtime import Runtime
+from resonate_web._gateway.openapi import document
 from tests.support.adapters import ADAPTERS
 from tests.support.procs import free_port
 

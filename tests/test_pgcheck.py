@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from resonate_web import Functions
-from resonate_web.pgcheck import mask, mask_dsn
-from resonate_web.runtime import Runtime
+from resonate_web._core.pgcheck import mask, mask_dsn
+from resonate_web._core.runtime import Runtime
 from resonate_web.settings import Settings
 from tests.support import postgres, procs
 
@@ -207,7 +207,7 @@ def _catalog(**answers: object) -> Callable[..., Awaitable[object]]:
 def test_a_least_privilege_role_s_timers_with_pg_cron(
     catalog: dict[str, object], level: str, says: str
 ) -> None:
-    from resonate_web.pgcheck import Report, _timer_drivers
+    from resonate_web._core.pgcheck import Report, _timer_drivers
 
     report = Report(dsn="postgresql://app:pw@db/app")
     asyncio.run(

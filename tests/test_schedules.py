@@ -15,21 +15,14 @@ import pytest
 from resonate.context import Context
 from resonate.types import Value
 
-from resonate_web import (
-    Functions,
-    Portal,
-    Problem,
-    Runtime,
-    Settings,
-    _sdk,
-    cron,
-    invocations,
-    schedules,
-)
-from resonate_web.cron import validate_cron
-from resonate_web.devserver import DevServer
-from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.schedules import Ticker
+from resonate_web import Functions, Problem, Settings
+from resonate_web._core import cron, invocations, schedules
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.cron import validate_cron
+from resonate_web._core.runtime import Portal, Runtime
+from resonate_web._core.schedules import Ticker
+from resonate_web._devserver import DevServer
+from resonate_web._inprocess import AsyncClient, SyncClient
 from tests.support.functions import build
 
 MINUTE = 60_000

@@ -1,4 +1,4 @@
-"""Canaries for the one seam onto the SDK's internals (``resonate_web._sdk``).
+"""Canaries for the one seam onto the SDK's internals (``resonate_web._core.sdk``).
 
 Each test exercises one function of the seam against the installed SDK, on a
 real embedded backend, and names that function in its failure: an SDK release
@@ -27,14 +27,15 @@ from resonate.resonate import Resonate
 from resonate.retry import Never
 from resonate.types import Value
 
-from resonate_web import Functions, Settings, _sdk
-from resonate_web.runtime import Runtime
+from resonate_web import Functions, Settings
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.runtime import Runtime
 
-PACKAGE = Path(_sdk.__file__).parent
+PACKAGE = Path(_sdk.__file__).parents[1]
 
 
 def _fail(name: str, exc: BaseException) -> None:
-    pytest.fail(f"resonate_web._sdk.{name} no longer works with this SDK: {exc!r}")
+    pytest.fail(f"resonate_web._core.sdk.{name} no longer works with this SDK: {exc!r}")
 
 
 async def approval(ctx: Context) -> object:
@@ -290,10 +291,10 @@ def test_no_sdk_private_name_outside_the_seam() -> None:
     offenders = [
         use
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path.name != "_sdk.py"
+        if path != PACKAGE / "_core" / "sdk.py"
         for use in _private_sdk_uses(path, private)
     ]
-    assert offenders == [], "SDK internals outside resonate_web/_sdk.py: " + ", ".join(offenders)
+    assert offenders == [], "SDK internals outside resonate_web/_core/sdk.py: " + ", ".join(offenders)
 
 
 async def test_prune_embedded(client: Resonate) -> None:

@@ -10,8 +10,8 @@ import pytest
 from resonate.connections import HttpConnection, SSEConnection
 
 from resonate_web import Functions
-from resonate_web.gateway import Gateway, Request
-from resonate_web.runtime import Runtime, build_client
+from resonate_web._core.runtime import Runtime, build_client
+from resonate_web._gateway.router import Gateway, Request
 from resonate_web.settings import ConfigurationError, Settings
 from tests.support import procs
 

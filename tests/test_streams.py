@@ -20,8 +20,8 @@ import pytest
 from resonate.resonate import Resonate
 from resonate.types import Value
 
-from resonate_web import _sdk
-from resonate_web.runtime import ConnectionWatch
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.runtime import ConnectionWatch
 from tests.support import procs
 
 pytestmark = pytest.mark.multiprocess

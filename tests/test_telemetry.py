@@ -153,7 +153,11 @@ def test_counters_of_started_and_settled(deployment: Deployment) -> None:
     deployment.wait_for(
         "started count",
         lambda: (
-            (latest("resonate_web.invocations.started", **{"resonate.function": "greet"}) or 0) >= 1
+            (
+                latest("resonate_web._core.invocations.started", **{"resonate.function": "greet"})
+                or 0
+            )
+            >= 1
         ),
     )
     deployment.wait_for(
@@ -161,7 +165,7 @@ def test_counters_of_started_and_settled(deployment: Deployment) -> None:
         lambda: (
             (
                 latest(
-                    "resonate_web.invocations.settled",
+                    "resonate_web._core.invocations.settled",
                     **{"resonate.function": "greet", "resonate.status": "resolved"},
                 )
                 or 0
@@ -173,7 +177,7 @@ def test_counters_of_started_and_settled(deployment: Deployment) -> None:
 
 
 def test_invocation_filter_outside_and_inside() -> None:
-    from resonate_web import telemetry
+    from resonate_web._core import telemetry
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     telemetry.InvocationFilter().filter(record)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resonate_web.exposure import load_functions
+from resonate_web._core.exposure import load_functions
 from resonate_web.settings import ConfigurationError
 from tests.support import procs
 

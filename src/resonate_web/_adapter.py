@@ -2,7 +2,7 @@
 
 An adapter's own module only reads its framework's request into
 :func:`neutral_request`, calls :func:`serve_async` (FastAPI, async views) or
-:func:`serve_sync` (WSGI views), and writes the :class:`~resonate_web.gateway.Response`
+:func:`serve_sync` (WSGI views), and writes the :class:`~resonate_web._gateway.router.Response`
 back, iterating a stream with :func:`sync_stream` or :func:`async_stream`.
 """
 
@@ -12,9 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from resonate_web.contract import Request, Response, problem_response
-from resonate_web.facade import Hosted
-from resonate_web.gateway import Route
+from resonate_web._gateway.contract import Request, Response, problem_response
+from resonate_web._gateway.router import Route
+from resonate_web._inprocess import Hosted
 from resonate_web.problems import Problem
 from resonate_web.settings import ConfigurationError
 
@@ -105,7 +105,7 @@ def serve_sync(
 
     ``multiprocess`` is the request's ``wsgi.multiprocess``. A deployment the
     runtime cannot serve (the embedded backend in a multi-process server, see
-    :class:`~resonate_web.runtime.Portal`) answers 503 ``backend-unavailable``
+    :class:`~resonate_web._core.runtime.Portal`) answers 503 ``backend-unavailable``
     with the fix in ``detail``, on every route, so health checks fail too.
     """
     try:

@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("resonate_web")
     try:
         if args.command == "dev":
-            from resonate_web import devserver
+            from resonate_web import _devserver as devserver
 
             return devserver.run(args.host, args.port)
         if args.command == "pg":
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from resonate_web.exposure import load_functions
+    from resonate_web._core.exposure import load_functions
     from resonate_web.worker import run_worker
 
     # Like other runners, import the application from the working directory.
@@ -159,7 +159,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _pg_check(args: argparse.Namespace) -> int:
-    from resonate_web import pgcheck
+    from resonate_web._core import pgcheck
 
     dsn = args.dsn or os.environ.get("RESONATE_URL")
     if not dsn:

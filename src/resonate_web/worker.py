@@ -27,9 +27,9 @@ from typing import Any
 from resonate.error import ConnectorError, FunctionNotFoundError, ServerError
 from resonate.resonate import Resonate
 
-from resonate_web import _sdk
-from resonate_web.exposure import Functions, registrations
-from resonate_web.runtime import Runtime, Wrapper
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.exposure import Functions, registrations
+from resonate_web._core.runtime import Runtime, Wrapper
 from resonate_web.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("resonate_web.worker")
@@ -67,7 +67,7 @@ async def _wait_for_backend(client: Resonate, settings: Settings) -> None:
     except ConnectorError as exc:
         hint = ""
         if settings.backend == "postgres" and settings.url:
-            from resonate_web.pgcheck import startup_problems
+            from resonate_web._core.pgcheck import startup_problems
 
             # What `resonate-web pg check` would say (no schema, a role without rights).
             problems = await startup_problems(settings.url, settings.backend_timeout)

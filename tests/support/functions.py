@@ -12,7 +12,8 @@ from resonate.context import Context
 from resonate.retry import Exponential, Never
 
 from examples.gateway_worker import functions as example
-from resonate_web import Functions, cron
+from resonate_web import Functions
+from resonate_web._core import cron
 
 # Test apps (in process and as servers) accept a sixth cron field, seconds, so
 # that a schedule ticks within seconds. Never on outside this project's tests.

@@ -14,7 +14,8 @@ import os
 from fastapi import FastAPI
 from resonate.context import Context
 
-from resonate_web import Functions, cron
+from resonate_web import Functions
+from resonate_web._core import cron
 from resonate_web.fastapi import ResonateRouter
 from tests.test_distributed_app import record
 

@@ -12,7 +12,8 @@ import os
 
 from resonate.context import Context
 
-from resonate_web import Functions, cron
+from resonate_web import Functions
+from resonate_web._core import cron
 
 cron._allow_seconds(True)
 

@@ -33,7 +33,7 @@ from resonate.retry import Never
 
 from examples.gateway_worker import functions as example
 from resonate_web import Functions
-from resonate_web.telemetry import InvocationFilter
+from resonate_web._core.telemetry import InvocationFilter
 
 DIR = Path(os.environ.get("TRACED_DIR", "."))
 

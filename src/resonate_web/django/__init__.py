@@ -26,11 +26,11 @@ except ImportError as exc:  # pragma: no cover
         "resonate_web.django needs Django: pip install 'resonate-web[django]'"
     ) from exc
 
+from resonate_web._core.parsing import new_id, validate_id
+from resonate_web._inprocess import AsyncClient, SyncClient
 from resonate_web.django.conf import state
-from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.parsing import new_id, validate_id
 
-__all__ = ["ProblemMiddleware", "async_client", "client", "dispatch", "start", "state"]
+__all__ = ["ProblemMiddleware", "async_client", "client", "dispatch", "start"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,13 +22,13 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
 
         ``runserver`` (in the process that serves, not the autoreloader's
         parent), gunicorn and the ASGI servers start the runtime here, so
-        schedules fire before any request (see :mod:`resonate_web.startup`);
+        schedules fire before any request (see :mod:`resonate_web._core.startup`);
         every other command (``migrate``, ``check``, ``shell``, a test run)
         starts nothing: no event loop, no connection. Safe to call more than once.
         """
+        from resonate_web._core.startup import autostart
         from resonate_web.django import conf
         from resonate_web.django.checks import check_resonate
-        from resonate_web.startup import autostart
 
         checks.register(check_resonate, "resonate")
         setting_changed.connect(conf.setting_changed, dispatch_uid="resonate_web.django.conf")

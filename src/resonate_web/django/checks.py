@@ -20,8 +20,8 @@ from django.core import checks  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse  # type: ignore[import-untyped]
 
+from resonate_web._gateway.router import ROUTES
 from resonate_web.django import conf
-from resonate_web.gateway import ROUTES
 from resonate_web.settings import ConfigurationError, Settings
 
 _SAMPLE = {"name": "resonate-check", "id": "resonate-check", "asset": "app.js"}

@@ -11,7 +11,7 @@ The core settings go through :meth:`Settings.load` (the dict wins over
 ``RESONATE_*`` environment variables); ``FUNCTIONS`` is the one Django-only key.
 Nothing is read at import. ``AppConfig.ready()`` builds and starts the runtime
 in a process that serves (``runserver``, gunicorn, the ASGI servers: see
-:mod:`resonate_web.startup`); elsewhere the first request (or
+:mod:`resonate_web._core.startup`); elsewhere the first request (or
 :func:`resonate_web.django.client`) builds it, and its background loop starts in
 the process that serves, after any fork. Changing the setting
 (``override_settings(RESONATE=...)``) stops the runtime and the next use builds a
@@ -31,10 +31,10 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.db import close_old_connections  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from resonate_web.auth import Authorize
-from resonate_web.exposure import DurableFn, Functions, load_functions
-from resonate_web.facade import Hosted, host
-from resonate_web.runtime import is_async, keep_signature
+from resonate_web._core.exposure import DurableFn, Functions, load_functions
+from resonate_web._core.runtime import is_async, keep_signature
+from resonate_web._gateway.auth import Authorize
+from resonate_web._inprocess import Hosted, host
 from resonate_web.settings import SETTING_NAMES, ConfigurationError, Settings, did_you_mean
 
 SETTING = "RESONATE"

@@ -36,9 +36,9 @@ from resonate_web._adapter import (
     serve_sync,
     sync_stream,
 )
-from resonate_web.contract import Request, Response, problem_response
+from resonate_web._gateway.contract import Request, Response, problem_response
+from resonate_web._gateway.router import ROUTES, Route, allowed_methods
 from resonate_web.django.conf import State, state
-from resonate_web.gateway import ROUTES, Route, allowed_methods
 from resonate_web.problems import Problem
 
 

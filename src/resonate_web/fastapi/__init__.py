@@ -27,13 +27,13 @@ except ImportError as exc:  # pragma: no cover
         "resonate_web.fastapi needs FastAPI >= 0.135: pip install 'resonate-web[fastapi]'"
     ) from exc
 
-from resonate_web import openapi
 from resonate_web._adapter import async_stream, neutral_request, read_capped, serve_async
-from resonate_web.auth import Authorize, Principal
-from resonate_web.contract import problem_response
-from resonate_web.exposure import Functions
-from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import (
+from resonate_web._core.exposure import Functions
+from resonate_web._gateway import openapi
+from resonate_web._gateway.auth import Authorize, Principal
+from resonate_web._gateway.contract import problem_response
+from resonate_web._gateway.openapi import problem_responses
+from resonate_web._gateway.router import (
     PUBLIC_ROUTES,
     ROUTES,
     UI_ROUTES,
@@ -41,7 +41,7 @@ from resonate_web.gateway import (
     allowed_methods,
     route_named,
 )
-from resonate_web.openapi import problem_responses
+from resonate_web._inprocess import AsyncClient, Hosted, SyncClient, host
 from resonate_web.problems import Problem, Slug
 from resonate_web.settings import Settings
 

@@ -21,7 +21,7 @@ The Resonate client lives on the runtime's background loop (one per process,
 so each gunicorn worker gets its own): views use :attr:`Resonate.client` (sync)
 or :attr:`Resonate.async_client` (``async def`` views). Inline durable functions
 run inside an app context. Under ``flask run``, gunicorn and the ASGI servers
-(see :mod:`resonate_web.startup`) the runtime starts with the serving process,
+(see :mod:`resonate_web._core.startup`) the runtime starts with the serving process,
 so schedules fire before any request; elsewhere on first use, or at
 :meth:`Resonate.start`.
 """
@@ -45,18 +45,18 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("resonate_web.flask needs Flask: pip install 'resonate-web[flask]'") from exc
 
 from resonate_web._adapter import CHUNK, neutral_request, read_capped_sync, serve_sync, sync_stream
-from resonate_web.auth import Authorize
-from resonate_web.contract import problem_response
-from resonate_web.exposure import Functions
-from resonate_web.facade import AsyncClient, Hosted, SyncClient, host
-from resonate_web.gateway import ROUTES, Route
+from resonate_web._core.exposure import Functions
+from resonate_web._core.runtime import within
+from resonate_web._core.startup import autostart
+from resonate_web._gateway.auth import Authorize
+from resonate_web._gateway.contract import problem_response
+from resonate_web._gateway.router import ROUTES, Route
+from resonate_web._inprocess import AsyncClient, Hosted, SyncClient, host
 from resonate_web.problems import Problem
-from resonate_web.runtime import within
 from resonate_web.settings import ConfigurationError, Settings
-from resonate_web.startup import autostart
 from resonate_web.worker import run_worker
 
-__all__ = ["EXTENSION_KEY", "Resonate", "ResonateState"]
+__all__ = ["EXTENSION_KEY", "Resonate"]
 
 EXTENSION_KEY = "resonate"
 

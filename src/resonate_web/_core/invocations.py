@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk
+from resonate_web._core import sdk as _sdk
 
 Status = Literal["pending", "resolved", "rejected", "canceled", "timedout"]
 

@@ -1,6 +1,6 @@
 """When Flask's and Django's runtime starts: with the process that serves, else on first use.
 
-A sync framework's runtime lives on its :class:`~resonate_web.runtime.Portal`'s
+A sync framework's runtime lives on its :class:`~resonate_web._core.runtime.Portal`'s
 background loop. Started only on first use, a server would fire no schedule and
 name no backend until a request came. So the adapters call :func:`autostart`
 where the app is set up (Flask's ``init_app``, Django's ``AppConfig.ready``),
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from resonate_web.runtime import Portal
+from resonate_web._core.runtime import Portal
 
 logger = logging.getLogger("resonate_web")
 

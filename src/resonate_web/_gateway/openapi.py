@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from resonate_web.exposure import Exposed
+from resonate_web._core.exposure import Exposed
 from resonate_web.models import (
     FunctionList,
     Health,

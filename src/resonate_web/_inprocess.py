@@ -42,13 +42,15 @@ from typing import Any
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
-from resonate_web import _sdk, invocations, settling
-from resonate_web.auth import Authorize
-from resonate_web.exposure import Functions
-from resonate_web.gateway import Gateway
-from resonate_web.parsing import new_id, validate_id, validate_promise_id
+from resonate_web._core import invocations
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.exposure import Functions
+from resonate_web._core.parsing import new_id, validate_id, validate_promise_id
+from resonate_web._core.runtime import Portal, Runtime, Wrapper
+from resonate_web._gateway import settling
+from resonate_web._gateway.auth import Authorize
+from resonate_web._gateway.router import Gateway
 from resonate_web.problems import Problem
-from resonate_web.runtime import Portal, Runtime, Wrapper
 from resonate_web.settings import Settings
 
 __all__ = ["AsyncClient", "AsyncHandle", "Hosted", "SyncClient", "SyncHandle", "host"]
@@ -248,7 +250,7 @@ class SyncClient(_Calls):
     @property
     def sdk(self) -> Resonate:
         """The raw SDK client. It lives on the runtime's loop: call its coroutines
-        there (``resonate_web.Portal.call``), not on another loop."""
+        there (``Portal.call``), not on another loop."""
         return self._runtime.client
 
 
@@ -395,7 +397,7 @@ def host(
 
     Nothing starts here. With ``own_loop`` (Flask, Django) the portal starts
     its loop thread and the client when the adapter starts it in a serving
-    process (:mod:`resonate_web.startup`) or on first use, in the process that uses it
+    process (:mod:`resonate_web._core.startup`) or on first use, in the process that uses it
     (so after a fork); without (FastAPI) the framework's lifespan attaches the
     portal to its own loop.
     """

@@ -28,7 +28,7 @@ count acquisitions, records carry exactly the protocol's fields, an error's
 ``data`` is its message, and pushed messages carry a ``head``.
 
 Schedules: the state machine only stores them; the dev server's clock fires
-them as the Resonate server does (:class:`resonate_web.schedules.Ticker`): each
+them as the Resonate server does (:class:`resonate_web._core.schedules.Ticker`): each
 tick a root promise ``{schedule id}-{unix ms}`` with the schedule's param and
 tags, sent to its target group.
 
@@ -54,8 +54,9 @@ from aiohttp import web
 from resonate.error import ServerError
 from resonate_base import PROTOCOL_VERSION
 
-from resonate_web import _search
-from resonate_web._sdk import (
+from resonate_web._core import search as _search
+from resonate_web._core.schedules import Ticker
+from resonate_web._core.sdk import (
     OutgoingMessage,
     ServerState,
     Task,
@@ -63,14 +64,12 @@ from resonate_web._sdk import (
     extract_action_data,
     unwrap_request_envelope,
 )
-from resonate_web.contract import EVENT_STREAM, EVENT_STREAM_HEADERS
-from resonate_web.schedules import Ticker
+from resonate_web._gateway.contract import DEV_SERVER, EVENT_STREAM, EVENT_STREAM_HEADERS
 
-logger = logging.getLogger("resonate_web.devserver")
+logger = logging.getLogger("resonate_web._devserver")
 
 #: What the server says it is in its ``/health``: gateways on it read this to explain
 #: a 404 (the state is gone after a restart).
-DEV_SERVER = "resonate-web dev"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001

@@ -1,5 +1,5 @@
 """Cron schedules: the service behind the routes, declarative schedules, and the ticker
-(the cron maths is :mod:`resonate_web.cron`).
+(the cron maths is :mod:`resonate_web._core.cron`).
 
 A schedule is stored in the backend (``schedule.create``): its cron, the
 template of its ticks' ids (``{{.id}}-{{.timestamp}}``), and what every tick
@@ -44,8 +44,8 @@ from resonate.error import ServerError
 from resonate.resonate import DEFAULT_TOP_LEVEL_TIMEOUT
 from resonate.types import Value
 
-from resonate_web import _sdk
-from resonate_web.cron import (
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.cron import (
     next_after,
     next_runs,
     now_ms,
@@ -53,14 +53,14 @@ from resonate_web.cron import (
     tick_id,
     validate_cron,
 )
-from resonate_web.invocations import iso
-from resonate_web.parsing import validate_id
+from resonate_web._core.invocations import iso
+from resonate_web._core.parsing import validate_id
 from resonate_web.problems import Problem
 
 if TYPE_CHECKING:
     from resonate.resonate import Resonate
 
-    from resonate_web.exposure import Exposed
+    from resonate_web._core.exposure import Exposed
     from resonate_web.settings import Settings
 
 logger = logging.getLogger("resonate_web")
@@ -69,8 +69,8 @@ _MEMBERS = frozenset({"id", "cron", "function", "args", "kwargs", "timeout"})
 
 
 class Runtime(Protocol):
-    """What schedules need of the runtime that hosts them (``resonate_web.runtime``'s
-    :class:`~resonate_web.runtime.Runtime` is one): its client, settings and functions."""
+    """What schedules need of the runtime that hosts them (``resonate_web._core.runtime``'s
+    :class:`~resonate_web._core.runtime.Runtime` is one): its client, settings and functions."""
 
     settings: Settings
 

@@ -3,7 +3,7 @@
 resonate-sdk is asyncio-only: one client lives on one running loop. An async
 framework (FastAPI) starts the runtime on its own loop. Sync frameworks (Flask,
 Django under WSGI) get a :class:`Portal`: one background loop thread per
-process, started with the process that serves (see :mod:`resonate_web.startup`)
+process, started with the process that serves (see :mod:`resonate_web._core.startup`)
 or else on first use, and again after a fork, so a server that forks after
 import (gunicorn) gives every worker its own loop and client.
 """
@@ -35,8 +35,10 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import RetryPolicy
 
-from resonate_web import _sdk, _search, schedules, telemetry
-from resonate_web.exposure import (
+from resonate_web._core import schedules, telemetry
+from resonate_web._core import sdk as _sdk
+from resonate_web._core import search as _search
+from resonate_web._core.exposure import (
     SDK_DEFAULT_RETRY_POLICY,
     DurableFn,
     Exposed,
@@ -270,7 +272,7 @@ def observed(
 
     Each attempt runs in a span (with OpenTelemetry configured) whose parent is
     the request that started the invocation, and its log records carry the
-    invocation id (:class:`~resonate_web.telemetry.InvocationFilter`).
+    invocation id (:class:`~resonate_web._core.telemetry.InvocationFilter`).
     """
     attempts: dict[str, int] = {}
 
@@ -619,7 +621,7 @@ class Runtime:
             self._backend_check = asyncio.ensure_future(self._check_postgres())
 
     async def _check_postgres(self) -> None:
-        from resonate_web.pgcheck import mask_dsn, startup_problems
+        from resonate_web._core.pgcheck import mask_dsn, startup_problems
 
         url = self.settings.url or ""
         try:
@@ -675,7 +677,7 @@ class Portal:
     """A background event loop thread that hosts a :class:`Runtime` for sync code.
 
     Started by :meth:`start` (the adapters call it in a process that serves, see
-    :mod:`resonate_web.startup`) or else on first use, in the process that uses
+    :mod:`resonate_web._core.startup`) or else on first use, in the process that uses
     it: after a fork the child finds the parent's thread gone and starts its own.
 
     The embedded backend keeps every invocation in the memory of the process

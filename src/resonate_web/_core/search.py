@@ -82,7 +82,7 @@ def launching(id: str) -> Iterator[Launch]:
 #: The prefix of the caller whose invocation is being started: the SDK creates the
 #: promise in a task it spawns from the start call, which inherits this context.
 _OWNER: contextvars.ContextVar[str] = contextvars.ContextVar("resonate_web_owner", default="")
-#: The W3C traceparent of the request starting the invocation (see resonate_web.telemetry).
+#: The W3C traceparent of the request starting the invocation (see resonate_web._core.telemetry).
 _TRACEPARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "resonate_web_traceparent", default=None
 )

@@ -25,8 +25,9 @@ from typing import Any
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, invocations, telemetry
-from resonate_web.contract import Request, Response, Service, event_stream, sse_frame
+from resonate_web._core import invocations, telemetry
+from resonate_web._core import sdk as _sdk
+from resonate_web._gateway.contract import Request, Response, Service, event_stream, sse_frame
 from resonate_web.problems import Problem
 
 #: The shell's routes: served even when the hook answers 401 (see the module doc).
@@ -38,7 +39,7 @@ _BACKLOG = 256
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("resonate_web").joinpath("ui", name).read_bytes()
+    return resources.files("resonate_web._gateway").joinpath("ui", name).read_bytes()
 
 
 def _enabled(gw: Service) -> None:

@@ -27,7 +27,7 @@ import pydantic_core
 from resonate.context import Context
 from resonate.retry import Exponential, RetryPolicy
 
-from resonate_web.cron import declarations
+from resonate_web._core.cron import declarations
 from resonate_web.problems import Problem, field_path
 from resonate_web.settings import ConfigurationError, Settings
 

@@ -33,19 +33,22 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web import (
-    _sdk,
-    _search,
-    browse,
-    dashboard,
-    invocations,
-    openapi,
-    schedules,
-    settling,
-    telemetry,
+from resonate_web._core import invocations, schedules, telemetry
+from resonate_web._core import sdk as _sdk
+from resonate_web._core import search as _search
+from resonate_web._core.exposure import Exposed
+from resonate_web._core.parsing import (
+    idempotency_key,
+    json_object,
+    new_id,
+    parse_wait,
+    validate_id,
 )
-from resonate_web.auth import Authorize, authorize_from_settings, call_hook
-from resonate_web.contract import (
+from resonate_web._core.runtime import ConnectionWatch, Runtime, describe_backend
+from resonate_web._gateway import browse, dashboard, openapi, settling
+from resonate_web._gateway.auth import Authorize, authorize_from_settings, call_hook
+from resonate_web._gateway.contract import (
+    DEV_SERVER,
     Request,
     Response,
     event_stream,
@@ -53,17 +56,7 @@ from resonate_web.contract import (
     scoped,
     sse_frame,
 )
-from resonate_web.devserver import DEV_SERVER
-from resonate_web.exposure import Exposed
-from resonate_web.parsing import (
-    idempotency_key,
-    json_object,
-    new_id,
-    parse_wait,
-    validate_id,
-)
 from resonate_web.problems import Problem
-from resonate_web.runtime import ConnectionWatch, Runtime, describe_backend
 
 logger = logging.getLogger("resonate_web")
 
@@ -134,7 +127,7 @@ PUBLIC_ROUTES = frozenset({"health"})
 class Gateway:
     """Serves the contract's routes for one :class:`Runtime`.
 
-    ``authorize`` is the access hook (see :mod:`resonate_web.auth`); without
+    ``authorize`` is the access hook (see :mod:`resonate_web._gateway.auth`); without
     one, the settings' ready-made policy (a token or JWTs), if any.
     """
 
@@ -170,7 +163,7 @@ class Gateway:
             "ui": functools.partial(dashboard.page, self),
             "ui_asset": functools.partial(dashboard.asset, self),
         }
-        #: Schedules' logic, shared with the clients (resonate_web.schedules).
+        #: Schedules' logic, shared with the clients (resonate_web._core.schedules).
         self.schedules = schedules.Schedules(
             runtime, bounded=self.bounded, status=self.status_document
         )
@@ -185,7 +178,7 @@ class Gateway:
     async def handle(self, route: str, request: Request, instance: str) -> Response:
         """Run route ``route``; every contract error becomes a problem response.
 
-        With OpenTelemetry, in a span of its own (see :mod:`resonate_web.telemetry`)."""
+        With OpenTelemetry, in a span of its own (see :mod:`resonate_web._core.telemetry`)."""
         if not telemetry.active():
             with telemetry.invocation(request.path_params.get("id")):
                 return await self._handle(route, request, instance)
@@ -496,7 +489,7 @@ class Gateway:
                 yield b": keep-alive\n\n"
         yield sse_frame("status", await self.document(request.prefix, id, record, request.scope))
 
-    # ── schedules (the logic is in resonate_web.schedules) ─────────────────
+    # ── schedules (the logic is in resonate_web._core.schedules) ─────────────────
 
     @staticmethod
     def _unscoped(request: Request) -> None:

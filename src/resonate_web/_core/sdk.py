@@ -49,7 +49,7 @@ from resonate.send import parse_promise
 from resonate.transport import UnblockMsg
 from resonate.types import PromiseCreateReq, PromiseRecord, Value
 
-from resonate_web import _search
+from resonate_web._core import search as _search
 
 __all__ = [
     "EXTERNAL_TAG",

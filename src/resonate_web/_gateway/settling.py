@@ -20,9 +20,10 @@ from typing import Any, Literal
 from resonate.error import ServerError
 from resonate.types import PromiseRecord, Value
 
-from resonate_web import _sdk, invocations
-from resonate_web.contract import Request, Response, Service, scoped
-from resonate_web.parsing import json_object, validate_promise_id
+from resonate_web._core import invocations
+from resonate_web._core import sdk as _sdk
+from resonate_web._core.parsing import json_object, validate_promise_id
+from resonate_web._gateway.contract import Request, Response, Service, scoped
 from resonate_web.problems import Problem
 
 Action = Literal["resolve", "reject", "cancel"]

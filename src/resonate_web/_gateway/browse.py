@@ -1,7 +1,7 @@
 """Seeing your work: the list of invocations, an invocation's tree, what it awaits.
 
 Each answer is one search of the backend (``promise.search`` by tags, newest
-first; see :mod:`resonate_web._search`), never a read of ids one by one: the
+first; see :mod:`resonate_web._core.search`), never a read of ids one by one: the
 roots resonate-web starts carry its invocation and function tags, and every
 durable step of an invocation carries the SDK's ``resonate:origin`` (the
 invocation) and ``resonate:parent`` (the step that made it).
@@ -19,9 +19,11 @@ from typing import Any
 
 from resonate.types import PromiseRecord
 
-from resonate_web import _sdk, _search, invocations
-from resonate_web.contract import Request, Response, Service
-from resonate_web.parsing import validate_id
+from resonate_web._core import invocations
+from resonate_web._core import sdk as _sdk
+from resonate_web._core import search as _search
+from resonate_web._core.parsing import validate_id
+from resonate_web._gateway.contract import Request, Response, Service
 from resonate_web.problems import Problem
 from resonate_web.settings import did_you_mean
 

@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
     from resonate.types import PromiseRecord
 
-    from resonate_web.runtime import Runtime
+    from resonate_web._core.runtime import Runtime
     from resonate_web.settings import Settings
 
 JSON = "application/json"
+#: What ``resonate-web dev`` names itself in its ``/health`` answer.
+DEV_SERVER = "resonate-web dev"
 EVENT_STREAM = "text/event-stream"
 #: The headers of every event stream served: never cached, never buffered by a proxy.
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
