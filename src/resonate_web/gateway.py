@@ -204,6 +204,7 @@ class Gateway:
 
     def __init__(self, runtime: Runtime, *, authorize: Authorize | None = None) -> None:
         self.runtime = runtime
+        runtime.gateway = self
         self.settings = runtime.settings
         self.authorize = authorize or authorize_from_settings(runtime.settings)
         self._waiters = 0
