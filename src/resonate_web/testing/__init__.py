@@ -16,6 +16,11 @@ See docs/testing.md.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+
+from resonate_web import runtime as _runtime
 from resonate_web.timekeeping import (
     DEFAULT_START,
     Deadline,
@@ -34,4 +39,33 @@ __all__ = [
     "activate",
     "active",
     "deactivate",
+    "virtual_time",
 ]
+
+
+def _restart(clock: VirtualClock | None) -> None:
+    """Stop the started portals (Flask, Django) on ``clock`` (all, if None): each
+    starts again on first use, on the clock active then."""
+    for portal in _runtime.portals():
+        runtime = portal.runtime
+        if portal.own_loop and runtime.started and clock in (None, runtime.clock):
+            portal.close()
+
+
+@contextlib.contextmanager
+def virtual_time(start: datetime | str = DEFAULT_START) -> Iterator[VirtualClock]:
+    """A :class:`VirtualClock`, active for the block: what the ``resonate_clock``
+    fixture is, for any test runner.
+
+    A Flask or Django runtime already started (on real time) is stopped first and
+    starts again at its next use, on this clock; those started on it are stopped
+    at the end of the block.
+    """
+    clock = VirtualClock(start)
+    _restart(None)
+    activate(clock)
+    try:
+        yield clock
+    finally:
+        deactivate(clock)
+        _restart(clock)

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from resonate_web import runtime as _runtime
-from resonate_web.timekeeping import DEFAULT_START, VirtualClock, activate, deactivate
+from resonate_web.testing import DEFAULT_START, VirtualClock, virtual_time
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,15 +15,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "resonate_clock(start): where the resonate_clock fixture's virtual time starts "
         "(an ISO 8601 string or an aware datetime; default 2030-01-01T00:00:00Z)",
     )
-
-
-def _restart(clock: VirtualClock | None) -> None:
-    """Stop the started portals (Flask, Django) on ``clock`` (all, if None): each
-    starts again on first use, on the clock active then."""
-    for portal in _runtime.portals():
-        runtime = portal.runtime
-        if portal.own_loop and runtime.started and clock in (None, runtime.clock):
-            portal.close()
 
 
 @pytest.fixture
@@ -39,11 +29,5 @@ def resonate_clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
     """
     marker = request.node.get_closest_marker("resonate_clock")
     start = marker.kwargs.get("start", DEFAULT_START) if marker is not None else DEFAULT_START
-    clock = VirtualClock(start)
-    _restart(None)
-    activate(clock)
-    try:
+    with virtual_time(start) as clock:
         yield clock
-    finally:
-        deactivate(clock)
-        _restart(clock)
