@@ -442,7 +442,12 @@ class VirtualClock:
             return doc
         if problem is not None:
             raise problem
-        raise LookupError(f"resonate_clock: no runtime started on this clock holds {id!r}")
+        raise LookupError(
+            f"resonate_clock: no runtime started on this clock holds {id!r}. An app "
+            "started before the clock (a fixture that starts it, listed before "
+            "resonate_clock or not asking for it) runs on real time: have that fixture "
+            "ask for resonate_clock"
+        )
 
 
 def _loop_of(runtime: Runtime) -> asyncio.AbstractEventLoop | None:
