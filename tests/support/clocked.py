@@ -4,23 +4,40 @@ run under each framework's test client on a virtual clock."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from resonate.context import Context
 from resonate.retry import Exponential, Never
 
 from resonate_web import Functions
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 #: Attempts per key, in this process.
 ATTEMPTS: Counter[str] = Counter()
 #: Ticks of ``hourly`` seen, in order.
 TICKS: list[str] = []
 
+#: Every function below, ``hourly``'s schedule included.
 functions = Functions()
+#: The same without the schedule: time moves with no tick to run on the way.
+unscheduled = Functions()
 
 
-@functions.expose(timeout=timedelta(days=30))
+def both(**options: Any) -> Callable[[F], F]:
+    """Expose in :data:`functions` and :data:`unscheduled` alike."""
+
+    def register(fn: F) -> F:
+        functions.expose(fn, **options)
+        unscheduled.expose(fn, **options)
+        return fn
+
+    return register
+
+
+@both(timeout=timedelta(days=30))
 async def nap(ctx: Context, days: int) -> str:
     """Sleep ``days`` days (a durable timer), then wake."""
     await ctx.sleep(timedelta(days=days))
@@ -39,7 +56,7 @@ def flaky_step(ctx: Context, key: str, failures: int) -> int:
 BACKOFF = Exponential(delay=1, factor=2, max_retries=4, max_delay=60)
 
 
-@functions.expose(retry_policy=Never())
+@both(retry_policy=Never())
 async def retried(ctx: Context, key: str, failures: int) -> int:
     """Run ``flaky_step`` with exponential backoff; the attempt that succeeded."""
     step = ctx.options(retry_policy=BACKOFF)
@@ -47,7 +64,7 @@ async def retried(ctx: Context, key: str, failures: int) -> int:
     return attempt
 
 
-@functions.expose(retry_policy=Never(), timeout=timedelta(days=30))
+@both(retry_policy=Never(), timeout=timedelta(days=30))
 async def approve(ctx: Context, request: str) -> Any:
     """Wait a week at most for someone to settle a promise."""
     answer = ctx.promise(timeout=timedelta(weeks=1))
@@ -61,7 +78,7 @@ def hourly(ctx: Context) -> str:
     return ctx.info.id
 
 
-@functions.expose(retry_policy=Never(), timeout=timedelta(days=30))
+@both(retry_policy=Never(), timeout=timedelta(days=30))
 async def wait_for_someone(ctx: Context) -> Any:
     """Wait for someone to settle a promise, without a timeout of its own."""
     return await ctx.promise()
