@@ -7,24 +7,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from resonate_web.settings import ConfigurationError
 from resonate_web.testing import Deadline, StillPending, VirtualClock
-from tests.support import clocked
+from tests.support import clocked, fastapi_app
 from tests.support.clocked_apps import FRAMEWORKS, served
 
 SPEC = "tests.support.clocked:functions"
 START = datetime(2030, 1, 1, tzinfo=UTC)
 START_MARKED = datetime(2031, 6, 1, 12, tzinfo=UTC)
 
-pytestmark = pytest.mark.parametrize("framework", FRAMEWORKS)
+frameworks = pytest.mark.parametrize("framework", FRAMEWORKS)
 
 
 def app(framework: str):  # type: ignore[no-untyped-def]
     return served(framework, clocked.functions, SPEC)
 
 
+@frameworks
 def test_a_three_day_sleep(framework: str, resonate_clock: VirtualClock, uid: str) -> None:
     assert resonate_clock.now == START
     with app(framework) as http:
@@ -39,6 +41,7 @@ def test_a_three_day_sleep(framework: str, resonate_clock: VirtualClock, uid: st
         assert resonate_clock.now == START + timedelta(days=3)
 
 
+@frameworks
 def test_run_until_settled_skips_the_sleep(
     framework: str, resonate_clock: VirtualClock, uid: str
 ) -> None:
@@ -49,6 +52,7 @@ def test_run_until_settled_skips_the_sleep(
         assert resonate_clock.now == START + timedelta(days=3)
 
 
+@frameworks
 def test_exponential_backoff(framework: str, resonate_clock: VirtualClock, uid: str) -> None:
     """Attempts at 0 s, 2 s, 6 s and 14 s (backoff 2, 4, 8): each exactly when due."""
     with app(framework) as http:
@@ -64,6 +68,7 @@ def test_exponential_backoff(framework: str, resonate_clock: VirtualClock, uid: 
         assert resonate_clock.now == START + timedelta(seconds=14)
 
 
+@frameworks
 def test_a_promise_times_out_after_a_week(
     framework: str, resonate_clock: VirtualClock, uid: str
 ) -> None:
@@ -84,6 +89,7 @@ def test_a_promise_times_out_after_a_week(
         assert resonate_clock.now == START + timedelta(weeks=1)
 
 
+@frameworks
 def test_24_hourly_ticks(framework: str, resonate_clock: VirtualClock) -> None:
     with app(framework) as http:
         # Flask and Django start the runtime on first use (this request).
@@ -99,6 +105,7 @@ def test_24_hourly_ticks(framework: str, resonate_clock: VirtualClock) -> None:
         assert [d["created_at"] for d in docs] == [f"{at:%Y-%m-%dT%H:%M:%S}.000Z" for at in hours]
 
 
+@frameworks
 def test_nothing_scheduled_raises_at_once(
     framework: str, resonate_clock: VirtualClock, uid: str
 ) -> None:
@@ -114,6 +121,7 @@ def test_nothing_scheduled_raises_at_once(
         assert resonate_clock.run_until_settled(uid)["result"] == "yes"
 
 
+@frameworks
 def test_a_server_backend_is_refused(framework: str, resonate_clock: VirtualClock) -> None:
     """FastAPI's lifespan fails; Flask and Django answer each request with the reason."""
     url = "http://127.0.0.1:9"
@@ -130,6 +138,7 @@ def test_a_server_backend_is_refused(framework: str, resonate_clock: VirtualCloc
     assert "only on the embedded backend" in problem["detail"]
 
 
+@frameworks
 @pytest.mark.resonate_clock(start="2031-06-01T12:00:00Z")
 def test_the_start_is_marked(framework: str, resonate_clock: VirtualClock, uid: str) -> None:
     assert resonate_clock.now == START_MARKED
@@ -138,3 +147,29 @@ def test_the_start_is_marked(framework: str, resonate_clock: VirtualClock, uid: 
         resonate_clock.settle()
         timer = Deadline(START_MARKED + timedelta(days=1), f"timeout of promise {uid}:1")
         assert timer in resonate_clock.upcoming()
+
+
+async def test_an_async_test_with_asgi_transport(resonate_clock: VirtualClock, uid: str) -> None:
+    """httpx's ASGITransport with the lifespan run by the test: the runtime runs on the
+    test's own loop, and the a-methods drive the clock from it."""
+    app = fastapi_app.create_app(clocked.functions)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        started = await client.post(
+            f"/resonate/functions/retried?id={uid}", json={"args": [uid, 2]}
+        )
+        assert started.status_code == 202, started.text
+        await resonate_clock.asettle()
+        assert clocked.ATTEMPTS[uid] == 1
+        await resonate_clock.aadvance(2)
+        assert clocked.ATTEMPTS[uid] == 2
+        with pytest.raises(RuntimeError, match=r"await resonate_clock\.aadvance"):
+            resonate_clock.advance(1)
+        doc = await resonate_clock.arun_until_settled(uid)
+        assert doc["result"] == 3
+        assert resonate_clock.now == START + timedelta(seconds=6)
+        # ?wait= on the virtual clock: answers at once for a settled invocation.
+        assert (await client.get(f"/resonate/invocations/{uid}?wait=5")).json()["result"] == 3
