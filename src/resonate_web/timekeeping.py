@@ -246,6 +246,9 @@ class VirtualClock:
     async def sleep(self, secs: float, what: str = "a sleep", *, parked: bool = False) -> None:
         """Wait ``secs`` virtual seconds. ``parked``: a retry's backoff, inside an
         attempt that counts as in flight, which does not hold time still."""
+        if secs <= 0:
+            await asyncio.sleep(0)
+            return
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         timer = self._add(self._now + max(round(secs * 1000), 0), what, loop, future)
