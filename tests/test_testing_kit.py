@@ -173,3 +173,15 @@ async def test_an_async_test_with_asgi_transport(resonate_clock: VirtualClock, u
         assert resonate_clock.now == START + timedelta(seconds=6)
         # ?wait= on the virtual clock: answers at once for a settled invocation.
         assert (await client.get(f"/resonate/invocations/{uid}?wait=5")).json()["result"] == 3
+
+
+def test_the_plugin_is_an_entry_point_of_the_package() -> None:
+    """Installing resonate-web gives pytest the fixture (``pytest11``)."""
+    import tomllib
+
+    from resonate_web.testing import plugin
+    from tests.support import procs
+
+    project = tomllib.loads((procs.ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["pytest11"] == {"resonate_web": "resonate_web.testing.plugin"}
+    assert callable(plugin.resonate_clock)
