@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 
-from resonate_web import runtime as _runtime
+from resonate_web.runtime import portals
 from resonate_web.timekeeping import (
     DEFAULT_START,
     Deadline,
@@ -46,7 +46,7 @@ __all__ = [
 def _restart(clock: VirtualClock | None) -> None:
     """Stop the started portals (Flask, Django) on ``clock`` (all, if None): each
     starts again on first use, on the clock active then."""
-    for portal in _runtime.portals():
+    for portal in portals():
         runtime = portal.runtime
         if portal.own_loop and runtime.started and clock in (None, runtime.clock):
             portal.close()
