@@ -27,6 +27,13 @@ MULTIPROCESS_MODULES = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The resonate_clock fixture: an installed resonate-web registers it (pytest11);
+    # a checkout run from its source tree loads it here.
+    if not config.pluginmanager.has_plugin("resonate_web"):
+        config.pluginmanager.import_plugin("resonate_web.testing.plugin")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""

@@ -109,8 +109,10 @@ def test_the_layers_point_one_way() -> None:
                 wrong.append(f"{module} -> {target}")
             for a in ADAPTERS:
                 for b in ADAPTERS:
-                    if a != b and module.startswith(f"resonate_web.{a}") and target.startswith(
-                        f"resonate_web.{b}"
+                    if (
+                        a != b
+                        and module.startswith(f"resonate_web.{a}")
+                        and target.startswith(f"resonate_web.{b}")
                     ):
                         wrong.append(f"{module} -> {target}")
     assert wrong == [], "imports against the layers: " + ", ".join(sorted(wrong))

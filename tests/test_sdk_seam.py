@@ -294,7 +294,9 @@ def test_no_sdk_private_name_outside_the_seam() -> None:
         if path != PACKAGE / "_core" / "sdk.py"
         for use in _private_sdk_uses(path, private)
     ]
-    assert offenders == [], "SDK internals outside resonate_web/_core/sdk.py: " + ", ".join(offenders)
+    assert offenders == [], "SDK internals outside resonate_web/_core/sdk.py: " + ", ".join(
+        offenders
+    )
 
 
 async def test_prune_embedded(client: Resonate) -> None:
@@ -393,3 +395,87 @@ async def _settle_awaited(client: Resonate, state: Any, root: str, step: int, va
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{root} never awaited a promise for step {step}")
+
+
+# ── the virtual clock's seams (resonate_web.testing) ──────────────────────
+
+
+async def test_embedded_connection_runs_on_the_clock_and_sweep_given() -> None:
+    """``clock`` dates what the backend stores and times out; ``sweep`` paces its sweep."""
+    now = [1_900_000_000_000]
+    sweeps: list[float] = []
+    swept = asyncio.Event()
+
+    async def sweep(secs: float) -> None:
+        sweeps.append(secs)
+        swept.set()
+        await asyncio.Event().wait()  # only the first sweep runs
+
+    try:
+        conn = _sdk.embedded_connection(pid="p", group="g", clock=lambda: now[0], sweep=sweep)
+        client = Resonate(network=conn, env={}, autostart=False, clock=lambda: now[0])
+        client.start()
+        await asyncio.wait_for(swept.wait(), 10)
+        await _sdk.create_promise(client, "timer", now[0] + 5_000, Value(), {})
+        record = await _sdk.read_promise(client, "timer")
+        deadlines = _sdk.embedded_deadlines(client)
+        activity = _sdk.embedded_activity(client)
+    except Exception as exc:
+        _fail("embedded_connection(clock=, sweep=) / embedded_deadlines", exc)
+    finally:
+        await client.stop()
+    assert sweeps and record.created_at == now[0]
+    assert deadlines == [(now[0] + 5_000, "timer", "timer", False)]
+    assert activity == (0, 0)
+
+
+async def test_embedded_deadlines_name_the_invocation_and_who_settles(client: Resonate) -> None:
+    id = uid()
+    client.run(id, "approval")
+    for _ in range(200):
+        deadlines = _sdk.embedded_deadlines(client)
+        if any(d[1] != id for d in deadlines):
+            break
+        await asyncio.sleep(0.01)
+    try:
+        mine = {d[1]: d for d in _sdk.embedded_deadlines(client) if d[2] == id}
+    except Exception as exc:
+        _fail("embedded_deadlines", exc)
+    assert mine[id][3] is False  # the invocation's own timeout
+    assert mine[f"{id}:1"][3] is True  # its ctx.promise(): someone outside settles it
+    assert _sdk.embedded_activity(Resonate(env={}, autostart=False)) == (0, 0)
+
+
+async def test_context_now_reads_the_clients_clock() -> None:
+    seen: list[int] = []
+
+    def when(ctx: Context) -> int:
+        seen.append(_sdk.context_now(ctx))
+        return seen[-1]
+
+    conn = _sdk.embedded_connection(pid="p", group="g", clock=lambda: 1_900_000_000_000)
+    client = Resonate(network=conn, env={}, autostart=False, clock=lambda: 1_900_000_000_000)
+    client.register(when)
+    client.start()
+    try:
+        assert await asyncio.wait_for(client.run(uid(), "when").result(), 10) == 1_900_000_000_000
+    except AssertionError:
+        raise
+    except Exception as exc:
+        _fail("context_now", exc)
+    finally:
+        await client.stop()
+
+
+def test_lease_keeper_takes_a_sleeper() -> None:
+    async def sleeper(secs: float) -> None:
+        return None
+
+    try:
+        keeper = _sdk.LeaseKeeper("p", 15.0, sleeper)
+        assert keeper.heartbeat._sleeper is sleeper
+        assert keeper.heartbeat.interval_ms == 5000
+    except AssertionError:
+        raise
+    except Exception as exc:
+        _fail("LeaseKeeper(sleeper=)", exc)

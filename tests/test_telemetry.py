@@ -153,11 +153,7 @@ def test_counters_of_started_and_settled(deployment: Deployment) -> None:
     deployment.wait_for(
         "started count",
         lambda: (
-            (
-                latest("resonate_web._core.invocations.started", **{"resonate.function": "greet"})
-                or 0
-            )
-            >= 1
+            (latest("resonate_web.invocations.started", **{"resonate.function": "greet"}) or 0) >= 1
         ),
     )
     deployment.wait_for(
@@ -165,7 +161,7 @@ def test_counters_of_started_and_settled(deployment: Deployment) -> None:
         lambda: (
             (
                 latest(
-                    "resonate_web._core.invocations.settled",
+                    "resonate_web.invocations.settled",
                     **{"resonate.function": "greet", "resonate.status": "resolved"},
                 )
                 or 0

@@ -63,9 +63,11 @@ def digest(ctx: Context) -> str:
     """Every five minutes (UTC): one tick, invocation ``digest-{tick time in unix ms}``.
 
     A scheduled function is called without arguments. Read its ticks with
-    ``GET /schedules/digest``.
+    ``GET /schedules/digest``. The tick's time is in its id: read there rather than
+    from the clock, a replay of the tick says the same.
     """
-    return f"digest of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    at = datetime.fromtimestamp(int(ctx.info.id.rsplit("-", 1)[1]) / 1000, UTC)
+    return f"digest of {at:%Y-%m-%d %H:%M} UTC"
 
 
 # ── a saga: steps, and compensations in reverse order when a later step fails ──

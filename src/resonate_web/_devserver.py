@@ -66,7 +66,7 @@ from resonate_web._core.sdk import (
 )
 from resonate_web._gateway.contract import DEV_SERVER, EVENT_STREAM, EVENT_STREAM_HEADERS
 
-logger = logging.getLogger("resonate_web._devserver")
+logger = logging.getLogger("resonate_web.devserver")
 
 #: What the server says it is in its ``/health``: gateways on it read this to explain
 #: a 404 (the state is gone after a restart).

@@ -35,7 +35,7 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import RetryPolicy
 
-from resonate_web._core import schedules, telemetry
+from resonate_web._core import schedules, telemetry, timekeeping
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
 from resonate_web._core.exposure import (
@@ -109,8 +109,15 @@ def build_client(
     group: str | None = None,
     pid: str | None = None,
     watch: ConnectionWatch | None = None,
+    clock: timekeeping.VirtualClock | None = None,
+    sweep: timekeeping.Waker | None = None,
 ) -> Resonate:
-    """A Resonate client for ``settings``' backend, built but not started."""
+    """A Resonate client for ``settings``' backend, built but not started.
+
+    With a virtual ``clock`` (embedded backend only) the client, its backend
+    (whose deadline sweep waits on ``sweep``) and its lease heartbeat all run
+    on it.
+    """
     group = group or settings.group
     pid = pid or uuid.uuid4().hex
     common: dict[str, Any] = {
@@ -122,6 +129,23 @@ def build_client(
         "retry_policy": SDK_DEFAULT_RETRY_POLICY,
     }
     match settings.backend:
+        case "embedded" if clock is not None:
+            assert sweep is not None
+            leases = _sdk.LeaseKeeper(pid, settings.lease_ttl, clock.heartbeat)
+            client = Resonate(
+                network=_sdk.embedded_connection(
+                    pid=pid, group=group, clock=clock.now_ms, sweep=sweep.sleep
+                ),
+                heartbeat=leases.heartbeat,
+                clock=clock.now_ms,
+                sleeper=clock.backoff,
+                # Settles reach handles as pushes; the refresh poll would be a
+                # deadline every few virtual seconds.
+                subscription_refresh_secs=0,
+                **common,
+            )
+            leases.bind(client)
+            return client
         case "embedded":
             leases = _sdk.LeaseKeeper(pid, settings.lease_ttl)
             client = Resonate(
@@ -216,7 +240,8 @@ def in_thread(fn: DurableFn) -> DurableFn:
 
     @functools.wraps(fn)
     async def threaded(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        with timekeeping.user_code():
+            return await asyncio.to_thread(fn, *args, **kwargs)
 
     return keep_signature(threaded, fn)
 
@@ -278,7 +303,7 @@ def observed(
 
     @functools.wraps(fn)
     async def run(ctx: Context, *args: Any, **kwargs: Any) -> Any:
-        with telemetry.invocation(ctx.info.id):
+        with telemetry.invocation(ctx.info.id), timekeeping.attempt():
             return await attempt_once(ctx, *args, **kwargs)
 
     async def attempt_once(ctx: Context, *args: Any, **kwargs: Any) -> Any:
@@ -334,7 +359,7 @@ def _note_failure(
 ) -> None:
     """Record a failed attempt that will be retried, for the status document's
     ``attempts`` and ``last_error`` (contract v3)."""
-    now = int(time.time() * 1000)
+    now = _sdk.context_now(ctx)
     _sdk.note_failure(
         ctx,
         step or ctx.info.id,
@@ -448,6 +473,13 @@ class Runtime:
         self.pushed = _sdk.PushedSettles()
         #: Background work of the started client: declaring schedules, firing them.
         self._chores: list[asyncio.Task[None]] = []
+        #: The virtual clock it runs on (a test's ``resonate_clock``), if any.
+        self.clock: timekeeping.VirtualClock | None = None
+        #: The schedule ticker's wait on :attr:`clock`.
+        self.ticker: timekeeping.Waker | None = None
+        self._sweep: timekeeping.Waker | None = None
+        #: The gateway serving this runtime (set by the gateway).
+        self.gateway: Any = None
         self._refresh()
 
     @property
@@ -549,9 +581,23 @@ class Runtime:
         if problem:
             logger.warning("resonate-web: %s", problem)
         _sdk.quiet_settled_elsewhere()
-        _sdk.steps_in_threads()
+        _sdk.steps_in_threads(timekeeping.user_code)
         _sdk.report_failures(_step_failed)
-        client = build_client(self.settings, group=self._group, watch=self.watch)
+        clock = timekeeping.active()
+        if clock is not None and self.settings.backend != "embedded":
+            raise ConfigurationError(
+                "resonate_clock: the virtual clock runs only on the embedded backend, and "
+                f"this app runs on {describe_backend(self.settings)}: a server or a database "
+                "keeps its own time. Leave RESONATE_URL (and the url setting) unset in the "
+                "tests that use resonate_clock"
+            )
+        self.clock = clock
+        if clock is not None:
+            self._sweep = clock.waker("the embedded backend's sweep of due deadlines")
+            self.ticker = clock.waker("a schedule's tick")
+        client = build_client(
+            self.settings, group=self._group, watch=self.watch, clock=clock, sweep=self._sweep
+        )
         self._registered.clear()
         self._register(client)
         self.pushed.attach(client)
@@ -559,6 +605,8 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._client = client
         self._log_started()
+        if clock is not None:
+            clock.attach(self)
         self._chores = [asyncio.create_task(schedules.Schedules(self).declare())]
         if self.settings.backend == "embedded":
             # The SDK's in-process backend stores schedules but never fires them.
@@ -566,11 +614,27 @@ class Runtime:
             self._chores.append(asyncio.create_task(self._prune_embedded()))
         return client
 
+    def now_ms(self) -> int:
+        """The time (unix ms): the virtual clock's when it runs on one, else the wall's."""
+        if self.clock is not None:
+            return self.clock.now_ms()
+        return time.time_ns() // 1_000_000
+
+    def _unclock(self) -> None:
+        clock, self.clock = self.clock, None
+        if clock is None:
+            return
+        clock.detach(self)
+        for waker in (self._sweep, self.ticker):
+            if waker is not None:
+                clock.forget_waker(waker)
+        self._sweep = self.ticker = None
+
     def prune_now(self) -> int:
         """Forget settled invocations past the embedded backend's retention; how many."""
         if self._client is None or self.settings.backend != "embedded":
             return 0
-        cutoff = int((time.time() - self.settings.embedded_retention) * 1000)
+        cutoff = self.now_ms() - int(self.settings.embedded_retention * 1000)
         return _sdk.prune_embedded(
             self._client, settled_before=cutoff, keep=self.settings.embedded_keep
         )
@@ -638,6 +702,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the client, waiting at most ``shutdown_timeout`` seconds."""
+        self._unclock()
         chores, self._chores = self._chores, []
         for chore in chores:
             chore.cancel()
@@ -668,9 +733,19 @@ class Runtime:
 
     def forget(self) -> None:
         """Drop the client without stopping it (it belongs to a parent process's loop)."""
+        self._unclock()
         self._client = None
         self._loop = None
         self._chores = []
+
+
+#: Every portal of this process (the test clock restarts those it must).
+_PORTALS: weakref.WeakSet[Portal] = weakref.WeakSet()
+
+
+def portals() -> list[Portal]:
+    """The live portals of this process."""
+    return list(_PORTALS)
 
 
 class Portal:
@@ -702,6 +777,7 @@ class Portal:
     """
 
     def __init__(self, runtime: Runtime, *, own_loop: bool = True) -> None:
+        _PORTALS.add(self)
         self.runtime = runtime
         #: False when the framework owns the loop (FastAPI): see :meth:`attach`.
         self.own_loop = own_loop

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from resonate.resonate import Resonate
 
     from resonate_web._core.exposure import Exposed
+    from resonate_web._core.timekeeping import Waker
     from resonate_web.settings import Settings
 
 logger = logging.getLogger("resonate_web")
@@ -81,6 +82,11 @@ class Runtime(Protocol):
     def exposed(self) -> dict[str, Exposed]: ...
 
     def function(self, func: str | Callable[..., Any]) -> Exposed: ...
+
+    #: What wakes the schedule ticker when time moves (a virtual clock's), if anything.
+    ticker: Waker | None
+
+    def now_ms(self) -> int: ...
 
 
 #: The id template of a schedule's ticks, as ``Resonate.schedule`` stores it.
@@ -434,7 +440,7 @@ class Schedules:
 
     def summary(self, stored: Stored, prefix: str, now: int | None = None) -> dict[str, Any]:
         """A schedule's document without its recent ticks (what ``GET /schedules`` lists)."""
-        now = now_ms() if now is None else now
+        now = self.runtime.now_ms() if now is None else now
         try:
             upcoming = [str(iso(at)) for at in next_runs(stored.cron, now)]
         except (ValueError, KeyError):  # a cron stored by other means that croniter cannot read
@@ -456,7 +462,7 @@ class Schedules:
         The ticks are found by their ids (a tick's id is its cron time), so this
         reads at most :data:`RECENT` promises on any backend, searchable or not.
         """
-        now = now_ms()
+        now = self.runtime.now_ms()
         doc = self.summary(stored, prefix, now)
         try:
             times = previous_runs(stored.cron, now, stored.created_at)
@@ -696,7 +702,7 @@ async def fire_embedded(runtime: Runtime, ticker: Ticker | None = None) -> None:
     while True:
         try:
             page = await client.schedules.search(None, None, None)
-            for tick in ticker.due(page.schedules, now_ms()):
+            for tick in ticker.due(page.schedules, runtime.now_ms()):
                 await _sdk.create_promise(
                     client, tick.promise_id, tick.timeout_at, tick.param, tick.tags
                 )
@@ -708,6 +714,11 @@ async def fire_embedded(runtime: Runtime, ticker: Ticker | None = None) -> None:
         except Exception:
             logger.exception("resonate-web: firing the embedded backend's schedules failed")
         upcoming = ticker.next_due()
+        if runtime.ticker is not None:
+            # On a virtual clock: until the next tick, or until time moves (a
+            # schedule created meanwhile is found then).
+            await runtime.ticker.wait(upcoming)
+            continue
         delay = MAX_TICKER_SLEEP
         if upcoming is not None:
             delay = min(delay, max((upcoming - now_ms()) / 1000, 0.01))

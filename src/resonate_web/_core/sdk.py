@@ -23,7 +23,6 @@ import inspect
 import json
 import logging
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
@@ -62,9 +61,12 @@ __all__ = [
     "TimelyState",
     "attach_stream",
     "client_pid",
+    "context_now",
     "create_promise",
     "decode_value",
+    "embedded_activity",
     "embedded_connection",
+    "embedded_deadlines",
     "event_stream",
     "extract_action_data",
     "held_tasks",
@@ -534,16 +536,22 @@ class _EmbeddedConnection(LocalConnection):
     not grow with the invocations it holds.
     """
 
-    def __init__(self, *, pid: str, group: str) -> None:
-        super().__init__(pid=pid, group=group)
+    def __init__(self, *, pid: str, group: str, **timing: Any) -> None:
+        super().__init__(pid=pid, group=group, **timing)
         self.state = _IndexedState()
+        #: Requests being answered now (a virtual clock waits for them).
+        self.sending = 0
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        if _search.is_search(req):
-            query = json.loads(req).get("data") or {}
-            records = (p.to_record() for p in self.state.promises.values())
-            return _search_reply(req, _search.search_records(records, query))
-        return await _edge(super().send, req, headers, remote=False)
+        self.sending += 1
+        try:
+            if _search.is_search(req):
+                query = json.loads(req).get("data") or {}
+                records = (p.to_record() for p in self.state.promises.values())
+                return _search_reply(req, _search.search_records(records, query))
+            return await _edge(super().send, req, headers, remote=False)
+        finally:
+            self.sending -= 1
 
     def _dispatch_messages(self, messages: list[OutgoingMessage]) -> None:
         own = self.resolve_target(self._group)
@@ -599,9 +607,57 @@ def embedded_size(client: Resonate) -> int:
     return network.state.roots
 
 
-def embedded_connection(*, pid: str, group: str) -> LocalConnection:
-    """The embedded backend for one client (see :class:`_EmbeddedConnection`)."""
-    return _EmbeddedConnection(pid=pid, group=group)
+def embedded_connection(
+    *,
+    pid: str,
+    group: str,
+    clock: Callable[[], int] | None = None,
+    sweep: Callable[[float], Awaitable[None]] | None = None,
+) -> LocalConnection:
+    """The embedded backend for one client (see :class:`_EmbeddedConnection`).
+
+    ``clock`` (unix ms) is its time; ``sweep`` (a sleeper) paces its sweep of
+    due deadlines, which by default runs every second of real time.
+    """
+    timing: dict[str, Any] = {}
+    if clock is not None:
+        timing["clock"] = clock
+    if sweep is not None:
+        timing["sleeper"] = sweep
+    return _EmbeddedConnection(pid=pid, group=group, **timing)
+
+
+def embedded_activity(client: Resonate) -> tuple[int, int]:
+    """What the embedded backend is doing now: requests being answered, and message
+    deliveries not yet done. ``(0, 0)`` on any other backend."""
+    network = client._network
+    if not isinstance(network, _EmbeddedConnection):
+        return (0, 0)
+    pending = sum(1 for task in network._dispatch_tasks if not task.done())
+    return (network.sending, pending)
+
+
+def embedded_deadlines(client: Resonate) -> list[tuple[int, str, str, bool]]:
+    """The embedded backend's pending promise timeouts: ``(unix ms, promise id, id of
+    its invocation, whether someone outside settles it)``, soonest first (durable
+    timers, ``ctx.promise()``, invocations' own timeouts). Empty on any other backend."""
+    network = client._network
+    if not isinstance(network, LocalConnection):
+        return []
+    state = network.state
+    found = []
+    for timeout in list(state.p_timeouts):
+        promise = state.promises.get(timeout.id)
+        if promise is not None and promise.state == "pending":
+            origin = promise.tags.get("resonate:origin", timeout.id)
+            found.append((timeout.timeout, timeout.id, origin, EXTERNAL_TAG in promise.tags))
+    return sorted(found)
+
+
+def context_now(ctx: Context) -> int:
+    """The time (unix ms) by the clock ``ctx``'s client runs on."""
+    clock: Callable[[], int] = ctx._state.clock
+    return clock()
 
 
 class _HttpConnection(HttpConnection):
@@ -780,10 +836,15 @@ class LeaseKeeper:
     :meth:`bind` the client.
     """
 
-    def __init__(self, pid: str, ttl: float) -> None:
+    def __init__(
+        self, pid: str, ttl: float, sleeper: Callable[[float], Awaitable[None]] | None = None
+    ) -> None:
         self._sender = _LateSender()
         interval_ms = max(int(ttl * 1000) // 3, 1)
-        self.heartbeat = AsyncHeartbeat(pid, interval_ms, self._sender)
+        if sleeper is None:
+            self.heartbeat = AsyncHeartbeat(pid, interval_ms, self._sender)
+        else:
+            self.heartbeat = AsyncHeartbeat(pid, interval_ms, self._sender, sleeper)
 
     def bind(self, client: Resonate) -> None:
         self._sender.client = client
@@ -836,10 +897,15 @@ def quiet_settled_elsewhere() -> None:
 # ── steps in threads ──────────────────────────────────────────────────────
 
 
+#: What a step run in a thread runs within (the virtual clock's hold on time, under test).
+_AROUND: list[Callable[[], contextlib.AbstractContextManager[Any]]] = [contextlib.nullcontext]
+
+
 def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def threaded(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        with _AROUND[0]():
+            return await asyncio.to_thread(fn, *args, **kwargs)
 
     return threaded
 
@@ -850,7 +916,9 @@ def _is_async(fn: Any) -> bool:
     )
 
 
-def steps_in_threads() -> None:
+def steps_in_threads(
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> None:
     """Run every ``def`` durable function the SDK calls, ``ctx.run`` steps included,
     in a worker thread (idempotent).
 
@@ -861,6 +929,7 @@ def steps_in_threads() -> None:
     function runs twice at once. resonate-web already runs ``def`` functions in
     threads; this does the same for the steps they run.
     """
+    _AROUND[:] = [around]
     if getattr(DurableFunction, "_resonate_web_threads", False):
         return
     original = DurableFunction.__init__
@@ -927,7 +996,7 @@ def note_failure(ctx: Context, step: str, attempt: int, data: dict[str, Any]) ->
     holds no timer), without waiting for it."""
     effects: Any = ctx._state.effects
     origin = ctx.info.origin_id
-    now = int(time.time() * 1000)
+    now = context_now(ctx)
     req = PromiseCreateReq(
         id=f"{origin}.failure.{step}.{attempt}",
         timeout_at=now,

@@ -8,8 +8,8 @@
   that runs the function, a worker elsewhere or this one, starts the function's
   span (``resonate.function add``) with it as the parent: one trace from the
   HTTP request to the function;
-- counters ``resonate_web._core.invocations.started`` (by function) and
-  ``resonate_web._core.invocations.settled`` (by function and status), and the gauge
+- counters ``resonate_web.invocations.started`` (by function) and
+  ``resonate_web.invocations.settled`` (by function and status), and the gauge
   ``resonate_web.waiting`` (requests waiting for an invocation to settle);
 - :class:`InvocationFilter`, which gives log records the invocation they belong
   to (``%(invocation_id)s``), in the request and in the function.
@@ -229,10 +229,10 @@ def _instrument(name: str) -> Any:
 
         meter = metrics.get_meter(_SCOPE)
         _instruments["started"] = meter.create_counter(
-            "resonate_web._core.invocations.started", description="Invocations started"
+            "resonate_web.invocations.started", description="Invocations started"
         )
         _instruments["settled"] = meter.create_counter(
-            "resonate_web._core.invocations.settled", description="Invocations settled, by status"
+            "resonate_web.invocations.settled", description="Invocations settled, by status"
         )
         _instruments["waiting"] = meter.create_observable_gauge(
             "resonate_web.waiting",
