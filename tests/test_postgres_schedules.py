@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -54,7 +54,7 @@ def test_a_minute_tick_fires_on_postgres_and_a_worker_resolves_it(
         created = httpx.post(f"{base}/resonate/schedules", json=body, timeout=10)
         assert created.status_code == 201, created.text
         first = created.json()["next_runs"][0]
-        at = datetime.strptime(first, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        at = datetime.fromisoformat(first)
         tick = f"{id}-{int(at.timestamp()) * 1000}"
         try:
             deadline = time.monotonic() + 150

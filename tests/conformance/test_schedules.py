@@ -55,9 +55,7 @@ def checked_schedule(doc: dict[str, Any]) -> dict[str, Any]:
     }, doc
     assert doc["links"] == {"self": f"{P}/schedules/{doc['id']}"}
     assert len(doc["next_runs"]) == 5
-    times = [
-        datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for t in doc["next_runs"]
-    ]
+    times = [datetime.fromisoformat(t) for t in doc["next_runs"]]
     # Upcoming when the server answered (a cron of seconds may pass it by the time
     # this runs), and never in the past by more than that answer took to arrive.
     assert times == sorted(set(times)) and times[0] > datetime.now(UTC) - timedelta(seconds=30)
