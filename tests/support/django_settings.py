@@ -29,3 +29,10 @@ DATABASES = {
     }
 }
 RESONATE = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
+TASKS = {
+    "default": {
+        "BACKEND": "resonate_web.django.tasks.ResonateBackend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"RETRY_POLICY": "tests.support.django_tasks.RETRIES"},
+    }
+}

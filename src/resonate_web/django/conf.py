@@ -133,6 +133,18 @@ def load_exposed(specs: Iterable[str]) -> Functions:
     return combined
 
 
+def load_functions_of(config: Mapping[str, Any]) -> Functions:
+    """What a Django gateway or worker registers: ``FUNCTIONS``, plus the internal
+    function that runs ``django.tasks`` tasks (Django 6 and later)."""
+    functions = load_exposed(function_specs(config))
+    try:
+        from resonate_web.django.tasks import task_functions
+    except ImportError:  # Django before 6: no django.tasks
+        return functions
+    functions.include(task_functions())
+    return functions
+
+
 def in_django(fn: DurableFn) -> DurableFn:
     """The runtime's ``wrap=`` hook: durable functions run the way Django code expects.
 
@@ -185,7 +197,7 @@ def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
 def _build() -> State:
     config = raw_config()
     settings = load_settings(config)
-    functions = load_exposed(function_specs(config))
+    functions = load_functions_of(config)
     return host(settings, functions, wrap=in_django, authorize=load_authorize(config))
 
 
