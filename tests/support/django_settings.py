@@ -28,7 +28,10 @@ DATABASES = {
         "NAME": os.environ.get("DJANGO_TEST_DB", str(_DB_DIR / "db.sqlite3")),
     }
 }
-RESONATE = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
+RESONATE: dict[str, object] = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
+# A worker process started by a test sweeps the outbox as often as the test says.
+if os.environ.get("DJANGO_TEST_OUTBOX_INTERVAL"):
+    RESONATE["OUTBOX_INTERVAL"] = float(os.environ["DJANGO_TEST_OUTBOX_INTERVAL"])
 TASKS = {
     "default": {
         "BACKEND": "resonate_web.django.tasks.ResonateBackend",

@@ -61,6 +61,5 @@ def flaky(path: str) -> int:
     return runs
 
 
-
 def needs_context(context: object) -> None:
     """A task body asking for a TaskContext (ResonateBackend refuses to make it a task)."""

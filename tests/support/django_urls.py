@@ -2,4 +2,9 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-urlpatterns = [path("resonate/", include("resonate_web.django.urls"))]
+from tests.support.django_views import place_order
+
+urlpatterns = [
+    path("resonate/", include("resonate_web.django.urls")),
+    path("orders/<str:key>", place_order),
+]

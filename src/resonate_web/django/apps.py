@@ -26,13 +26,23 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
         every other command (``migrate``, ``check``, ``shell``, a test run)
         starts nothing: no event loop, no connection. Safe to call more than once.
         """
-        from resonate_web.django import conf
+        from resonate_web.django import conf, outbox
         from resonate_web.django.checks import check_resonate
-        from resonate_web.startup import autostart
+        from resonate_web.runtime import Portal
+        from resonate_web.startup import autostart, gunicorn_master
 
         checks.register(check_resonate, "resonate")
         setting_changed.connect(conf.setting_changed, dispatch_uid="resonate_web.django.conf")
-        autostart(lambda: conf.state().portal, serving_command=_runserver())
+
+        def serving() -> Portal:
+            st = conf.state()
+            if not gunicorn_master():
+                # Starts left in the outbox (by a process that died after its
+                # commit, or while the backend was down) are sent from here too.
+                outbox.ensure_sweeper(st)
+            return st.portal
+
+        autostart(serving, serving_command=_runserver())
 
 
 def _runserver() -> bool:

@@ -41,8 +41,10 @@ SETTING = "RESONATE"
 FUNCTIONS_KEY = "FUNCTIONS"
 #: A dotted path to the access hook (``authorize(request, action, resource)``).
 AUTHORIZE_KEY = "AUTHORIZE"
+#: Seconds between two sweeps of the outbox (:mod:`resonate_web.django.outbox`).
+OUTBOX_INTERVAL_KEY = "OUTBOX_INTERVAL"
 #: The keys only Django reads; every other key is a core setting.
-DJANGO_KEYS = frozenset({FUNCTIONS_KEY, AUTHORIZE_KEY})
+DJANGO_KEYS = frozenset({FUNCTIONS_KEY, AUTHORIZE_KEY, OUTBOX_INTERVAL_KEY})
 
 
 def raw_config() -> dict[str, Any]:
@@ -176,6 +178,19 @@ _lock = threading.Lock()
 _current: tuple[Any, State] | None = None
 
 
+def outbox_interval(config: Mapping[str, Any] | None = None) -> float:
+    """``OUTBOX_INTERVAL``: seconds between two sweeps of the outbox (default 5)."""
+    from resonate_web.django.outbox import DEFAULT_INTERVAL
+
+    config = raw_config() if config is None else config
+    value = config.get(OUTBOX_INTERVAL_KEY, DEFAULT_INTERVAL)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ImproperlyConfigured(
+            f"settings.{SETTING}[{OUTBOX_INTERVAL_KEY!r}] is a number of seconds > 0, got {value!r}"
+        )
+    return float(value)
+
+
 def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
     """The ``AUTHORIZE`` hook: a dotted path (``"shop.auth.authorize"``) or a callable."""
     hook = config.get(AUTHORIZE_KEY)
@@ -197,6 +212,7 @@ def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
 def _build() -> State:
     config = raw_config()
     settings = load_settings(config)
+    outbox_interval(config)
     functions = load_functions_of(config)
     return host(settings, functions, wrap=in_django, authorize=load_authorize(config))
 
@@ -210,6 +226,7 @@ def state() -> State:
         return current[1]
     with _lock:
         if _current is not None and _current[0] is not source:
+            _stop_sweeper()
             _current[1].portal.close()
             _current = None
         if _current is None:
@@ -222,8 +239,15 @@ def reset() -> None:
     global _current
     with _lock:
         current, _current = _current, None
+    _stop_sweeper()
     if current is not None:
         current[1].portal.close()
+
+
+def _stop_sweeper() -> None:
+    from resonate_web.django.outbox import stop_sweeper
+
+    stop_sweeper()
 
 
 def setting_changed(*, setting: str, **kwargs: Any) -> None:

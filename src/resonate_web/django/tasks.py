@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings  # type: ignore[import-untyped]
-from django.db import close_old_connections  # type: ignore[import-untyped]
+from django.db import close_old_connections, transaction  # type: ignore[import-untyped]
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task  # type: ignore[import-untyped]
 from django.tasks.backends.base import BaseTaskBackend  # type: ignore[import-untyped]
 from django.tasks.base import (  # type: ignore[import-untyped]
@@ -56,6 +56,7 @@ from resonate.retry import Exponential, RetryPolicy
 from resonate.types import PromiseRecord
 
 from resonate_web import invocations
+from resonate_web.django import outbox
 from resonate_web.exposure import Exposed, Functions
 from resonate_web.facade import Hosted
 from resonate_web.parsing import new_id, validate_id
@@ -251,8 +252,18 @@ class ResonateBackend(BaseTaskBackend):  # type: ignore[misc]
         return st, exposed, id, call_args, call_kwargs, result
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
-        """Start the task as a durable invocation; returns once the backend holds it."""
+        """Start the task as a durable invocation; returns once the backend holds it.
+
+        Inside ``transaction.atomic()`` (of ``OPTIONS["DATABASE"]``, default the
+        default database) the start goes through the outbox instead: written in
+        the transaction, sent after the commit, never if it rolls back
+        (``enqueued_at`` is then ``None`` until :meth:`get_result`).
+        """
         st, exposed, id, call_args, call_kwargs, result = self._prepare(task, args, kwargs)
+        using = self.options.get("DATABASE")
+        if transaction.get_connection(using).in_atomic_block:
+            outbox.record(st, exposed, id, call_args, call_kwargs, using=using)
+            return result
         record, _ = st.portal.call(st.gateway.begin(exposed, id, call_args, call_kwargs))
         object.__setattr__(result, "enqueued_at", _when(record.created_at))
         return result

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.core.management.base import BaseCommand, CommandError  # type: ignore[import-untyped]
 from django.db import connections  # type: ignore[import-untyped]
 
-from resonate_web.django import conf
+from resonate_web.django import conf, outbox
 from resonate_web.settings import ConfigurationError
 from resonate_web.worker import run_worker
 
@@ -51,10 +51,19 @@ class Command(BaseCommand):  # type: ignore[misc]
         # Connections opened by the checks or by imports would be shared with
         # whatever runs next; functions open their own, in their own threads.
         connections.close_all()
+        # Starts left in the outbox by web processes (that died after their
+        # commit, or found the backend down) are sent from here too. The runtime
+        # that sends them starts only when there is one to send.
+        try:
+            outbox.ensure_sweeper(conf.state())
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         try:
             code = run_worker(functions, settings, group=group, wrap=conf.in_django)
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            outbox.stop_sweeper()
         if code:
             raise CommandError(f"the worker exited with status {code}", returncode=code)
 
