@@ -20,7 +20,12 @@ import logging
 import threading
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, transaction  # type: ignore[import-untyped]
+from django.db import (  # type: ignore[import-untyped]
+    DatabaseError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 
 from resonate_web.exposure import Exposed
 from resonate_web.facade import Hosted
@@ -129,10 +134,9 @@ def sweep(st: Hosted, using: str | None = None) -> int:
 class Sweeper:
     """A daemon thread sweeping the outbox every ``interval`` seconds for one runtime."""
 
-    def __init__(self, st: Hosted, interval: float, using: str | None = None) -> None:
+    def __init__(self, st: Hosted, interval: float) -> None:
         self.state = st
         self.interval = interval
-        self.using = using
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resonate-web-outbox", daemon=True)
 
@@ -146,16 +150,22 @@ class Sweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                sent = sweep(self.state, self.using)
-                if sent:
-                    logger.info("resonate-web: sent %d pending start(s) from the outbox", sent)
-            except DatabaseError as exc:
-                logger.debug("resonate-web: the outbox sweep failed: %s", exc)
-            except Exception:  # pragma: no cover - a sweep never ends the thread
-                logger.exception("resonate-web: the outbox sweep failed")
-            finally:
-                close_old_connections()
+            # Every database: dispatch(using=...) writes the outbox of the one
+            # whose transaction it joins.
+            for alias in connections:
+                try:
+                    sent = sweep(self.state, alias)
+                    if sent:
+                        logger.info(
+                            "resonate-web: sent %d pending start(s) from the outbox of %r",
+                            sent,
+                            alias,
+                        )
+                except DatabaseError as exc:  # no table (not migrated), database down
+                    logger.debug("resonate-web: the outbox sweep of %r failed: %s", alias, exc)
+                except Exception:  # pragma: no cover - a sweep never ends the thread
+                    logger.exception("resonate-web: the outbox sweep failed")
+            close_old_connections()
 
 
 _lock = threading.Lock()
