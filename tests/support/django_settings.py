@@ -15,8 +15,15 @@ SECRET_KEY = "resonate-web tests only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
-INSTALLED_APPS = ["resonate_web.django"]
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "resonate_web.django",
+]
 MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]

@@ -31,6 +31,12 @@ class PendingStart(models.Model):  # type: ignore[misc]
         app_label = "resonate_web"
         db_table = "resonate_web_pending_start"
         ordering = ("created_at",)
+        # Read by the ready AUTHORIZE hook (resonate_web.django.auth); they
+        # govern the routes and the dashboard, not this table.
+        permissions = (
+            ("view_invocations", "Can view Resonate invocations"),
+            ("manage_invocations", "Can start, cancel and settle Resonate invocations"),
+        )
 
     def __str__(self) -> str:
         return f"{self.function} {self.id}"

@@ -24,6 +24,13 @@ class Migration(migrations.Migration):  # type: ignore[misc]
                 ("attempts", models.PositiveIntegerField(default=0)),
                 ("last_error", models.TextField(blank=True, default="")),
             ],
-            options={"db_table": "resonate_web_pending_start", "ordering": ("created_at",)},
+            options={
+                "db_table": "resonate_web_pending_start",
+                "ordering": ("created_at",),
+                "permissions": (
+                    ("view_invocations", "Can view Resonate invocations"),
+                    ("manage_invocations", "Can start, cancel and settle Resonate invocations"),
+                ),
+            },
         ),
     ]
