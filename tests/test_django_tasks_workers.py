@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.django_app import setup
@@ -116,3 +117,39 @@ def test_queues_of_different_groups_need_their_own_workers(gateway: str) -> None
     os.environ.pop("RESONATE_URL", None)
     with pytest.raises(CommandError, match="start one worker per group"):
         call_command("resonate_worker", "--queue", "default", "--queue", "emails", skip_checks=True)
+
+
+def test_tasks_under_runserver_on_the_embedded_backend(tmp_path: Path) -> None:
+    """A project's own views enqueue and read tasks under ``manage.py runserver``,
+    the tasks running in the server's process on the embedded backend."""
+    port = procs.free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "django", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    env = {**SETTINGS_ENV, "DJANGO_TEST_DB": django_settings.DATABASES["default"]["NAME"]}
+    with procs.process(argv, env=env, log=tmp_path / "runserver.log") as server:
+        procs.wait_answer(f"{base}/resonate/functions", server)
+
+        def outcome(id: str) -> dict[str, object]:
+            deadline = time.monotonic() + 60
+            while True:
+                body: dict[str, object] = httpx.get(f"{base}/task-results/{id}").json()
+                if body["status"] in ("SUCCESSFUL", "FAILED"):
+                    return body
+                assert time.monotonic() < deadline, body
+                time.sleep(0.05)
+
+        added = httpx.post(f"{base}/tasks/add", json=[20, 22]).json()
+        assert added["status"] == "READY"
+        deferred = httpx.post(f"{base}/tasks/add?delay=1", json=[1, 2]).json()
+        assert httpx.get(f"{base}/task-results/{deferred['id']}").json()["status"] == "READY"
+        failed = httpx.post(f"{base}/tasks/refuse", json=["o-7"]).json()
+        assert outcome(added["id"]) == {
+            "id": added["id"],
+            "status": "SUCCESSFUL",
+            "return_value": 42,
+        }
+        assert outcome(deferred["id"])["return_value"] == 3
+        assert outcome(failed["id"])["errors"] == ["tests.support.django_tasks.OrderRefused"]
+        # The result id is the invocation id, on the routes.
+        doc = httpx.get(f"{base}/resonate/invocations/{added['id']}").json()
+        assert doc["status"] == "resolved" and doc["result"] == 42

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from tests.support.django_views import place_order
+from tests.support.django_views import enqueue_task, place_order, task_result
 
 urlpatterns = [
     path("resonate/", include("resonate_web.django.urls")),
     path("orders/<str:key>", place_order),
+    path("tasks/<str:name>", enqueue_task),
+    path("task-results/<str:id>", task_result),
 ]
