@@ -15,6 +15,7 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
     name = "resonate_web.django"
     label = "resonate_web"
     verbose_name = "Resonate"
+    default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
         """Register the system checks, follow changes of ``settings.RESONATE``, and

@@ -40,3 +40,14 @@ class PendingStart(models.Model):  # type: ignore[misc]
 
     def __str__(self) -> str:
         return f"{self.function} {self.id}"
+
+
+class Invocation(models.Model):  # type: ignore[misc]
+    """The admin's "Invocations" entry: no table, the rows are read from the backend
+    (see :mod:`resonate_web.django.admin`)."""
+
+    class Meta:
+        app_label = "resonate_web"
+        managed = False
+        default_permissions = ()
+        verbose_name = "invocation"
