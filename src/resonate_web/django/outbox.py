@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from typing import Any
 
@@ -153,6 +154,8 @@ class Sweeper:
             # Every database: dispatch(using=...) writes the outbox of the one
             # whose transaction it joins.
             for alias in connections:
+                if not _may_hold_rows(alias):
+                    continue
                 try:
                     sent = sweep(self.state, alias)
                     if sent:
@@ -166,6 +169,19 @@ class Sweeper:
                 except Exception:  # pragma: no cover - a sweep never ends the thread
                     logger.exception("resonate-web: the outbox sweep failed")
             close_old_connections()
+
+
+def _may_hold_rows(alias: str) -> bool:
+    """Whether database ``alias`` can hold an outbox: not the dummy backend, and not a
+    SQLite file that does not exist yet (sweeping must not create it)."""
+    db = connections.settings[alias]
+    engine = str(db.get("ENGINE", ""))
+    if engine.endswith(".dummy") or not engine:
+        return False
+    if engine.endswith("sqlite3"):
+        name = str(db.get("NAME") or "")
+        return name.startswith("file:") or name == ":memory:" or os.path.exists(name)
+    return True
 
 
 _lock = threading.Lock()
