@@ -159,3 +159,11 @@ def test_the_task_function_is_not_on_the_routes(http: httpx.Client) -> None:
     assert FUNCTION not in {f["name"] for f in listed}
     refused = http.post(f"/resonate/functions/{FUNCTION}", json={"args": ["os.system", [], {}]})
     assert refused.status_code == 404, refused.text
+
+
+def test_tasks_are_listed_with_the_invocations(http: httpx.Client) -> None:
+    result = finished(tasks.add.enqueue(5, 5))
+    everything = http.get("/resonate/invocations").json()["invocations"]
+    assert result.id in {doc["id"] for doc in everything}
+    only_tasks = http.get("/resonate/invocations", params={"function": FUNCTION}).json()
+    assert [doc["id"] for doc in only_tasks["invocations"]] == [result.id]

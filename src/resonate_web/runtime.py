@@ -512,6 +512,13 @@ class Runtime:
             raise Problem("unknown-function", f"no function named {func!r} is exposed{hint}")
         return found
 
+    @property
+    def listed(self) -> dict[str, Exposed]:
+        """The functions whose invocations the list route shows: the exposed ones and
+        the internal ones (started from Python, read like any invocation)."""
+        exposed = self.exposed
+        return {**self._internal, **exposed} if self._internal else exposed
+
     def internal(self, name: str) -> Exposed:
         """The function registered as ``internal`` under ``name`` (launched from Python
         only, never by the routes)."""
