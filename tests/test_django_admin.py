@@ -76,6 +76,9 @@ def test_the_section_lists_filters_and_shows_an_invocation() -> None:
     assert waiting in pending and added.id not in pending
     only_add = admin.get(LIST, {"function": "add"}).content.decode()
     assert added.id in only_add and waiting not in only_add
+    # A filter the list route refuses is said as a message, not a crash.
+    refused = admin.get(LIST, {"function": "nope"}).content.decode()
+    assert "no function named" in refused and added.id not in refused
     detail = admin.get(f"{LIST}{waiting}/").content.decode()
     assert 'id="resonate-status">pending' in detail
     # Its tree: the two steps, and the promise it awaits.

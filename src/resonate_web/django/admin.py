@@ -140,10 +140,11 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
     def list_view(self, request: HttpRequest) -> HttpResponse:
         if not _can_view(request):
             raise PermissionDenied
-        query = {k: v for k in ("function", "status", "cursor") if (v := request.GET.get(k))}
+        keys = ("function", "status", "schedule", "cursor")
+        query = {k: v for k in keys if (v := request.GET.get(k))}
         response = _route(request, "list", query=query)
         listed = [] if _problem(request, response) else response.body["invocations"]
-        functions = sorted(conf.state().runtime.exposed)
+        functions = sorted(conf.state().runtime.listed)
         context = self._context(
             request,
             "Invocations",
