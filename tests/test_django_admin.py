@@ -132,3 +132,21 @@ def test_a_pending_start_is_sent_from_the_admin() -> None:
     assert not PendingStart.objects.filter(pk=id).exists()
     with pytest.raises(Problem):
         client().status("never-" + id)
+
+
+def test_the_selected_invocations_are_canceled_from_the_list() -> None:
+    admin = login(superuser=True)
+    first, second, kept = (client().run(None, "wide", 1).id for _ in range(3))
+    page = admin.get(LIST).content.decode()
+    assert f'name="ids" value="{first}"' in page
+    token = admin.cookies["csrftoken"].value
+    answer = admin.post(LIST, {"ids": [first, second], "csrfmiddlewaretoken": token})
+    assert answer.status_code == 302
+    statuses = [client().status(id)["status"] for id in (first, second, kept)]
+    assert statuses == ["canceled", "canceled", "pending"]
+    viewer = login("view_invocations")
+    assert 'name="ids"' not in viewer.get(LIST).content.decode()
+    token = viewer.cookies["csrftoken"].value
+    refused = viewer.post(LIST, {"ids": [kept], "csrfmiddlewaretoken": token})
+    assert refused.status_code == 403
+    assert client().status(kept)["status"] == "pending"

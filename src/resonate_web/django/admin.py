@@ -140,6 +140,8 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
     def list_view(self, request: HttpRequest) -> HttpResponse:
         if not _can_view(request):
             raise PermissionDenied
+        if request.method == "POST":
+            return self.cancel_selected_view(request)
         keys = ("function", "status", "schedule", "cursor")
         query = {k: v for k in keys if (v := request.GET.get(k))}
         response = _route(request, "list", query=query)
@@ -183,6 +185,20 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
         if not _problem(request, response):
             messages.success(request, f"Invocation {id} is {response.body['status']}.")
         return self._back(id)
+
+    def cancel_selected_view(self, request: HttpRequest) -> HttpResponse:
+        """Cancel the invocations checked in the list (a POST to the list), one cancel
+        route call each."""
+        if not _can_manage(request):
+            raise PermissionDenied
+        ids = request.POST.getlist("ids")
+        canceled = 0
+        for id in ids:
+            response = _route(request, "cancel", method="POST", path_params={"id": id})
+            if not _problem(request, response):
+                canceled += 1
+        messages.info(request, f"{canceled} of {len(ids)} invocation(s) canceled.")
+        return HttpResponseRedirect(reverse("admin:resonate_web_invocation_changelist"))
 
     def resolve_view(self, request: HttpRequest, id: str) -> HttpResponse:
         if not _can_manage(request):
