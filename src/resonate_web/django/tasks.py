@@ -70,7 +70,7 @@ FUNCTION = "django.task"
 #: The attribute a task's exception carries its formatted traceback in (pickled with
 #: it, read back as a string by :meth:`ResonateBackend.get_result`, never unpickled).
 TRACEBACK_ATTRIBUTE = "_resonate_task_traceback"
-#: A raising task is retried 3 times (after 1, 2 and 4 s), then it is ``FAILED``;
+#: A raising task is retried 3 times (2, 4 and 8 s apart), then it is ``FAILED``;
 #: ``OPTIONS["RETRY_POLICY"]`` (a ``resonate.retry`` policy) says otherwise.
 DEFAULT_RETRY_POLICY: RetryPolicy = Exponential(delay=1, factor=2, max_retries=3, max_delay=60)
 
