@@ -22,6 +22,12 @@ def setup() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
     try:
         django.setup()
+        # The app's own tables (the outbox), as `manage.py migrate` makes them.
+        from django.core.management import call_command
+        from django.db import connections
+
+        call_command("migrate", verbosity=0, interactive=False)
+        connections.close_all()
     finally:
         if previous is None:
             del os.environ["DJANGO_SETTINGS_MODULE"]

@@ -15,8 +15,31 @@ SECRET_KEY = "resonate-web tests only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
-INSTALLED_APPS = ["resonate_web.django"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "resonate_web.django",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
@@ -28,4 +51,14 @@ DATABASES = {
         "NAME": os.environ.get("DJANGO_TEST_DB", str(_DB_DIR / "db.sqlite3")),
     }
 }
-RESONATE = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
+RESONATE: dict[str, object] = {"FUNCTIONS": ["tests.support.django_functions:functions"]}
+# A worker process started by a test sweeps the outbox as often as the test says.
+if os.environ.get("DJANGO_TEST_OUTBOX_INTERVAL"):
+    RESONATE["OUTBOX_INTERVAL"] = float(os.environ["DJANGO_TEST_OUTBOX_INTERVAL"])
+TASKS = {
+    "default": {
+        "BACKEND": "resonate_web.django.tasks.ResonateBackend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"RETRY_POLICY": "tests.support.django_tasks.RETRIES"},
+    }
+}

@@ -1,5 +1,14 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import include, path
 
-urlpatterns = [path("resonate/", include("resonate_web.django.urls"))]
+from tests.support.django_views import enqueue_task, place_order, task_result
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("resonate/", include("resonate_web.django.urls")),
+    path("orders/<str:key>", place_order),
+    path("tasks/<str:name>", enqueue_task),
+    path("task-results/<str:id>", task_result),
+]

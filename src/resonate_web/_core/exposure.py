@@ -269,6 +269,8 @@ class Exposure:
     origin: str = ""
     #: ``(schedule id, cron)`` of each schedule declared with ``schedule=``.
     schedules: tuple[tuple[str, str], ...] = ()
+    #: Registered and launched from Python only: never listed or started by the routes.
+    internal: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,7 @@ class Exposed:
     retry_policy: RetryPolicy | None = None
     description: str | None = None
     schedules: tuple[tuple[str, str], ...] = ()
+    internal: bool = False
 
     def describe(self) -> dict[str, Any]:
         policy = self.retry_policy
@@ -335,12 +338,16 @@ class Functions:
         retry_policy: RetryPolicy | None = None,
         timeout: timedelta | None = None,
         schedule: str | Iterable[str] = (),
+        internal: bool = False,
     ) -> Any:
         """Expose a durable function (``def fn(ctx, ...)``). Usable as a decorator.
 
         ``schedule`` runs it on a cron schedule (five fields, UTC), or on each of
         a list of them: every gateway and worker creates the schedule at start-up,
-        idempotently (``docs/schedules.md``).
+        idempotently (``docs/schedules.md``). ``internal`` registers it with
+        every gateway and worker but keeps it off the routes (not listed, not
+        startable over HTTP): Python code launches it with
+        :meth:`~resonate_web._core.runtime.Runtime.internal`.
         """
         if fn is None:
             return functools.partial(
@@ -352,6 +359,7 @@ class Functions:
                 retry_policy=retry_policy,
                 timeout=timeout,
                 schedule=schedule,
+                internal=internal,
             )
         exposed_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(exposed_name)
@@ -369,6 +377,7 @@ class Functions:
                 description=inspect.getdoc(fn),
                 origin=_describe(fn),
                 schedules=_scheduled(exposed_name, schedule, binder),
+                internal=internal,
             )
         )
         return fn
@@ -460,6 +469,7 @@ class Functions:
                 retry_policy=exp.retry_policy,
                 description=exp.description,
                 schedules=exp.schedules,
+                internal=exp.internal,
             )
         return resolved
 

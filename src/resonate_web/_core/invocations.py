@@ -30,8 +30,9 @@ _STATES: dict[str, Status] = {
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING"}
 
 
-def exception_class_name(pickled_b64: str) -> str | None:
-    """The class name a pickled exception would load, read without loading it."""
+def exception_class_path(pickled_b64: str) -> str | None:
+    """``module.QualName`` of the class a pickled exception would load, read without
+    loading it."""
     try:
         data = base64.b64decode(pickled_b64, validate=True)
         strings: list[str] = []
@@ -39,12 +40,48 @@ def exception_class_name(pickled_b64: str) -> str | None:
             if opcode.name in _STRING_OPS and isinstance(arg, str):
                 strings.append(arg)
             elif opcode.name == "STACK_GLOBAL":
-                return strings[-1].rsplit(".", 1)[-1] if strings else None
+                return ".".join(strings[-2:]) if strings else None
             elif opcode.name in {"GLOBAL", "INST"} and isinstance(arg, str):
-                return arg.split(" ", 1)[-1].rsplit(".", 1)[-1]
+                return arg.replace(" ", ".", 1)
     except Exception:
         return None
     return None
+
+
+def exception_class_name(pickled_b64: str) -> str | None:
+    """The class name a pickled exception would load, read without loading it."""
+    path = exception_class_path(pickled_b64)
+    return path.rsplit(".", 1)[-1] if path else None
+
+
+def exception_attribute(pickled_b64: str, name: str) -> str | None:
+    """The string attribute ``name`` a pickled exception carries in its state (its
+    ``__dict__``), read without loading it."""
+    try:
+        data = base64.b64decode(pickled_b64, validate=True)
+        strings = [
+            arg
+            for opcode, arg, _pos in pickletools.genops(data)
+            if opcode.name in _STRING_OPS and isinstance(arg, str)
+        ]
+    except Exception:
+        return None
+    for index, value in enumerate(strings[:-1]):
+        if value == name:
+            return strings[index + 1]
+    return None
+
+
+def error_attribute(value: Any, name: str) -> str | None:
+    """:func:`exception_attribute` of the exception a rejection value holds."""
+    pickled = value.get(_sdk.PICKLE_KEY) if isinstance(value, dict) else None
+    return exception_attribute(pickled, name) if isinstance(pickled, str) else None
+
+
+def error_class_path(value: Any) -> str | None:
+    """``module.QualName`` of the exception a rejection value holds, if it names one."""
+    pickled = value.get(_sdk.PICKLE_KEY) if isinstance(value, dict) else None
+    return exception_class_path(pickled) if isinstance(pickled, str) else None
 
 
 def error_of(value: Any) -> dict[str, str]:

@@ -466,6 +466,7 @@ class Runtime:
         self._registered: set[tuple[str, int]] = set()
         self._revision = -1
         self._exposed: dict[str, Exposed] = {}
+        self._internal: dict[str, Exposed] = {}
         self.watch = (
             ConnectionWatch(settings.url) if settings.url and settings.backend == "http" else None
         )
@@ -494,7 +495,9 @@ class Runtime:
         exposed = self.functions.resolve(self.settings)
         if self._group is None:
             _check_gateway_group(self.settings, exposed)
-        self._exposed, self._revision = exposed, revision
+        self._internal = {name: e for name, e in exposed.items() if e.internal}
+        self._exposed = {name: e for name, e in exposed.items() if not e.internal}
+        self._revision = revision
         if self._client is not None:
             self._register(self._client)
 
@@ -541,6 +544,23 @@ class Runtime:
         if found is None:
             hint = did_you_mean(func, exposed) if isinstance(func, str) else ""
             raise Problem("unknown-function", f"no function named {func!r} is exposed{hint}")
+        return found
+
+    @property
+    def listed(self) -> dict[str, Exposed]:
+        """The functions whose invocations the list route shows: the exposed ones and
+        the internal ones (started from Python, read like any invocation)."""
+        exposed = self.exposed
+        return {**self._internal, **exposed} if self._internal else exposed
+
+    def internal(self, name: str) -> Exposed:
+        """The function registered as ``internal`` under ``name`` (launched from Python
+        only, never by the routes)."""
+        if self.functions.revision != self._revision:
+            self._refresh()
+        found = self._internal.get(name)
+        if found is None:
+            raise Problem("unknown-function", f"no internal function named {name!r} is registered")
         return found
 
     def launch(

@@ -90,7 +90,7 @@ async def list_invocations(gw: Service, request: Request) -> Any:
         if any(filters.get(k) != v for k, v in resumed.items()) or set(filters) - set(resumed):
             raise _invalid("a cursor continues the query it came from: send the same filters")
     function = filters.get("function")
-    exposed = gw.runtime.exposed
+    exposed = gw.runtime.listed
     if function is not None and function not in exposed:
         raise _invalid(
             f"no function named {function!r} is exposed{did_you_mean(function, exposed)}"

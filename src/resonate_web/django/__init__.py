@@ -16,7 +16,6 @@ resonate_worker`` runs the functions as a worker. See ``docs/django.md``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 try:
@@ -28,6 +27,7 @@ except ImportError as exc:  # pragma: no cover
 
 from resonate_web._core.parsing import new_id, validate_id
 from resonate_web._inprocess import AsyncClient, SyncClient
+from resonate_web.django import outbox
 from resonate_web.django.conf import state
 
 __all__ = ["ProblemMiddleware", "async_client", "client", "dispatch", "start"]
@@ -73,13 +73,15 @@ def dispatch(
 ) -> str:
     """Start exposed function ``name`` as the routes would; returns its id at once.
 
-    Inside ``transaction.atomic()`` (of database ``using``) the invocation
-    starts when the transaction commits, and never if it rolls back, so a worker
-    never reads rows that were not committed; ``on_commit=False`` starts it now.
-    Outside a transaction it starts now. The id (``id``, else a new unguessable
-    one) is known before the start, so a page can link to the invocation.
-    ``robust`` is :func:`transaction.on_commit`'s: log a failed start instead of
-    raising it from the commit.
+    Inside ``transaction.atomic()`` (of database ``using``) the start is written
+    into the outbox in that transaction and sent when it commits, never if it
+    rolls back, so a worker never reads rows that were not committed. A start
+    the backend does not take at the commit (it is down, or the process dies)
+    is sent later by a sweeper (:mod:`resonate_web.django.outbox`): the commit
+    never fails for it. ``on_commit=False`` starts it now; outside a
+    transaction it starts now. The id (``id``, else a new unguessable one) is
+    known before the start, so a page can link to the invocation. ``robust`` is
+    kept for compatibility: a start at the commit never raises.
 
     Arguments are bound and validated at once (a
     :class:`~resonate_web.Problem` ``invalid-arguments``); starting the same id
@@ -89,9 +91,8 @@ def dispatch(
     exposed = st.runtime.function(name)
     call_args, call_kwargs = exposed.bind(list(args), kwargs)
     id = new_id() if id is None else validate_id(id)
-    launch = functools.partial(st.client.run, id, name, *call_args, **call_kwargs)
     if on_commit and transaction.get_connection(using).in_atomic_block:
-        transaction.on_commit(launch, using=using, robust=robust)
+        outbox.record(st, exposed, id, call_args, call_kwargs, using=using)
     else:
-        launch()
+        st.client.run(id, name, *call_args, **call_kwargs)
     return id

@@ -15,6 +15,7 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
     name = "resonate_web.django"
     label = "resonate_web"
     verbose_name = "Resonate"
+    default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
         """Register the system checks, follow changes of ``settings.RESONATE``, and
@@ -26,13 +27,30 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
         every other command (``migrate``, ``check``, ``shell``, a test run)
         starts nothing: no event loop, no connection. Safe to call more than once.
         """
-        from resonate_web._core.startup import autostart
-        from resonate_web.django import conf
+        from resonate_web._core.runtime import Portal
+        from resonate_web._core.startup import autostart, gunicorn_master
+        from resonate_web.django import conf, outbox
         from resonate_web.django.checks import check_resonate
 
+        conf.on_reset(outbox.stop_sweeper)
+        try:
+            from resonate_web.django.tasks import task_functions
+        except ImportError:  # Django before 6: no django.tasks
+            pass
+        else:
+            conf.include(task_functions)
         checks.register(check_resonate, "resonate")
         setting_changed.connect(conf.setting_changed, dispatch_uid="resonate_web.django.conf")
-        autostart(lambda: conf.state().portal, serving_command=_runserver())
+
+        def serving() -> Portal:
+            st = conf.state()
+            if not gunicorn_master():
+                # Starts left in the outbox (by a process that died after its
+                # commit, or while the backend was down) are sent from here too.
+                outbox.ensure_sweeper(st)
+            return st.portal
+
+        autostart(serving, serving_command=_runserver())
 
 
 def _runserver() -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings  # type: ignore[import-untyped]
@@ -41,8 +41,10 @@ SETTING = "RESONATE"
 FUNCTIONS_KEY = "FUNCTIONS"
 #: A dotted path to the access hook (``authorize(request, action, resource)``).
 AUTHORIZE_KEY = "AUTHORIZE"
+#: Seconds between two sweeps of the outbox (:mod:`resonate_web.django.outbox`).
+OUTBOX_INTERVAL_KEY = "OUTBOX_INTERVAL"
 #: The keys only Django reads; every other key is a core setting.
-DJANGO_KEYS = frozenset({FUNCTIONS_KEY, AUTHORIZE_KEY})
+DJANGO_KEYS = frozenset({FUNCTIONS_KEY, AUTHORIZE_KEY, OUTBOX_INTERVAL_KEY})
 
 
 def raw_config() -> dict[str, Any]:
@@ -133,6 +135,26 @@ def load_exposed(specs: Iterable[str]) -> Functions:
     return combined
 
 
+def load_functions_of(config: Mapping[str, Any]) -> Functions:
+    """What a Django gateway or worker registers: ``FUNCTIONS``, plus the internal
+    function that runs ``django.tasks`` tasks (Django 6 and later)."""
+    functions = load_exposed(function_specs(config))
+    for more in _INCLUDED:
+        functions.include(more())
+    return functions
+
+
+#: Functions every Django gateway and worker registers beside ``FUNCTIONS``: the app
+#: config hands them in (the one that runs ``django.tasks`` tasks, on Django 6).
+_INCLUDED: list[Callable[[], Functions]] = []
+
+
+def include(functions: Callable[[], Functions]) -> None:
+    """Register what ``functions()`` returns in every runtime built from now on."""
+    if functions not in _INCLUDED:
+        _INCLUDED.append(functions)
+
+
 def in_django(fn: DurableFn) -> DurableFn:
     """The runtime's ``wrap=`` hook: durable functions run the way Django code expects.
 
@@ -164,6 +186,21 @@ _lock = threading.Lock()
 _current: tuple[Any, State] | None = None
 
 
+#: Seconds between two sweeps of the outbox, unless ``OUTBOX_INTERVAL`` says otherwise.
+DEFAULT_INTERVAL = 5.0
+
+
+def outbox_interval(config: Mapping[str, Any] | None = None) -> float:
+    """``OUTBOX_INTERVAL``: seconds between two sweeps of the outbox (default 5)."""
+    config = raw_config() if config is None else config
+    value = config.get(OUTBOX_INTERVAL_KEY, DEFAULT_INTERVAL)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ImproperlyConfigured(
+            f"settings.{SETTING}[{OUTBOX_INTERVAL_KEY!r}] is a number of seconds > 0, got {value!r}"
+        )
+    return float(value)
+
+
 def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
     """The ``AUTHORIZE`` hook: a dotted path (``"shop.auth.authorize"``) or a callable."""
     hook = config.get(AUTHORIZE_KEY)
@@ -185,7 +222,8 @@ def load_authorize(config: Mapping[str, Any]) -> Authorize | None:
 def _build() -> State:
     config = raw_config()
     settings = load_settings(config)
-    functions = load_exposed(function_specs(config))
+    outbox_interval(config)
+    functions = load_functions_of(config)
     return host(settings, functions, wrap=in_django, authorize=load_authorize(config))
 
 
@@ -198,6 +236,7 @@ def state() -> State:
         return current[1]
     with _lock:
         if _current is not None and _current[0] is not source:
+            _stop_sweeper()
             _current[1].portal.close()
             _current = None
         if _current is None:
@@ -210,8 +249,23 @@ def reset() -> None:
     global _current
     with _lock:
         current, _current = _current, None
+    _stop_sweeper()
     if current is not None:
         current[1].portal.close()
+
+
+#: Called when the runtime is reset (the outbox's sweeper stops with it).
+_ON_RESET: list[Callable[[], None]] = []
+
+
+def on_reset(callback: Callable[[], None]) -> None:
+    if callback not in _ON_RESET:
+        _ON_RESET.append(callback)
+
+
+def _stop_sweeper() -> None:
+    for callback in _ON_RESET:
+        callback()
 
 
 def setting_changed(*, setting: str, **kwargs: Any) -> None:

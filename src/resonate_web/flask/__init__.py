@@ -83,7 +83,7 @@ class Resonate:
         **settings: Any,
     ) -> None:
         self.functions = Functions() if functions is None else functions
-        #: The access hook for every app (see resonate_web.auth); else the settings' policy.
+        #: The access hook for every app (see docs/security.md); else the settings' policy.
         self.authorize = authorize
         self._overrides = settings
         Settings.load(environ={}, **settings)  # reject unknown names and bad values now

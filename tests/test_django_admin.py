@@ -1,0 +1,152 @@
+"""The "Resonate" section of Django's admin: invocations and the outbox.
+
+The real admin (login, permissions, CSRF-protected forms through Django's test
+client), the real runtime on the embedded backend.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.django_app import setup
+
+setup()
+
+from django.contrib.auth.models import Permission, User  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from resonate_web import Problem  # noqa: E402
+from resonate_web.django import client  # noqa: E402
+from resonate_web.django.models import PendingStart  # noqa: E402
+from tests.support.django_clients import wsgi_client  # noqa: E402
+
+LIST = "/admin/resonate_web/invocation/"
+
+
+@pytest.fixture(autouse=True)
+def runtime() -> Iterator[None]:
+    with wsgi_client():  # a fresh runtime on the embedded backend
+        yield
+
+
+def login(*permissions: str, superuser: bool = False) -> Client:
+    name = "a-" + uuid.uuid4().hex[:12]
+    if superuser:
+        someone = User.objects.create_superuser(name, password="pw")
+    else:
+        someone = User.objects.create_user(name, password="pw", is_staff=True)
+    for codename in permissions:
+        someone.user_permissions.add(
+            Permission.objects.get(content_type__app_label="resonate_web", codename=codename)
+        )
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(someone)
+    return browser
+
+
+def post(browser: Client, url: str, data: dict[str, str]) -> object:
+    """A form POST as a browser sends it: with the CSRF token of the page."""
+    browser.get(url.rsplit("/", 2)[0] + "/")
+    token = browser.cookies["csrftoken"].value
+    return browser.post(url, {**data, "csrfmiddlewaretoken": token})
+
+
+def settled(id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while (doc := client().status(id))["status"] == "pending":
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.02)
+    return doc
+
+
+def test_the_section_lists_filters_and_shows_an_invocation() -> None:
+    added = client().run(None, "add", 1, 2)
+    assert added.result(timeout=10) == 3
+    waiting = client().run(None, "wide", 2).id
+    admin = login(superuser=True)
+    index = admin.get("/admin/").content.decode()
+    assert "Resonate" in index and "Invocations" in index and "Pending starts" in index
+    page = admin.get(LIST).content.decode()
+    assert added.id in page and waiting in page
+    pending = admin.get(LIST, {"status": "pending"}).content.decode()
+    assert waiting in pending and added.id not in pending
+    only_add = admin.get(LIST, {"function": "add"}).content.decode()
+    assert added.id in only_add and waiting not in only_add
+    # A filter the list route refuses is said as a message, not a crash.
+    refused = admin.get(LIST, {"function": "nope"}).content.decode()
+    assert "no function named" in refused and added.id not in refused
+    detail = admin.get(f"{LIST}{waiting}/").content.decode()
+    assert 'id="resonate-status">pending' in detail
+    # Its tree: the two steps, and the promise it awaits.
+    assert detail.count("<li>") >= 3 and f"{waiting}:3" in detail
+
+
+def test_actions_resolve_an_awaited_promise_and_cancel() -> None:
+    admin = login(superuser=True)
+    waiting = client().run(None, "wide", 1).id
+    deadline = time.monotonic() + 30
+    while not client().status(waiting).get("awaiting"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (promise,) = client().status(waiting)["awaiting"]
+    done = post(admin, f"{LIST}{waiting}/resolve/", {"promise": promise, "value": '{"ok": 1}'})
+    assert done.status_code == 302  # type: ignore[attr-defined]
+    assert settled(waiting)["result"] == {"ok": 1}
+    other = client().run(None, "wide", 1).id
+    assert post(admin, f"{LIST}{other}/cancel/", {}).status_code == 302  # type: ignore[attr-defined]
+    assert client().status(other)["status"] == "canceled"
+
+
+def test_the_view_permission_reads_and_nothing_more() -> None:
+    waiting = client().run(None, "wide", 1).id
+    viewer = login("view_invocations")
+    assert waiting in viewer.get(LIST).content.decode()
+    detail = viewer.get(f"{LIST}{waiting}/").content.decode()
+    assert "resonate-cancel" not in detail
+    refused = post(viewer, f"{LIST}{waiting}/cancel/", {})
+    assert refused.status_code == 403  # type: ignore[attr-defined]
+    assert client().status(waiting)["status"] == "pending"
+    nobody = login()
+    assert nobody.get(LIST).status_code == 403
+    assert "Invocations" not in nobody.get("/admin/").content.decode()
+
+
+def test_a_pending_start_is_sent_from_the_admin() -> None:
+    id = uuid.uuid4().hex
+    # As a process that died right after its commit leaves it.
+    PendingStart.objects.create(id=id, function="add", args=[20, 22], kwargs={})
+    admin = login(superuser=True)
+    changelist = "/admin/resonate_web/pendingstart/"
+    assert id in admin.get(changelist).content.decode()
+    token = admin.cookies["csrftoken"].value
+    answer = admin.post(
+        changelist,
+        {"action": "send_now", "_selected_action": [id], "csrfmiddlewaretoken": token},
+    )
+    assert answer.status_code == 302, answer.content
+    assert settled(id)["result"] == 42
+    assert not PendingStart.objects.filter(pk=id).exists()
+    with pytest.raises(Problem):
+        client().status("never-" + id)
+
+
+def test_the_selected_invocations_are_canceled_from_the_list() -> None:
+    admin = login(superuser=True)
+    first, second, kept = (client().run(None, "wide", 1).id for _ in range(3))
+    page = admin.get(LIST).content.decode()
+    assert f'name="ids" value="{first}"' in page
+    token = admin.cookies["csrftoken"].value
+    answer = admin.post(LIST, {"ids": [first, second], "csrfmiddlewaretoken": token})
+    assert answer.status_code == 302
+    statuses = [client().status(id)["status"] for id in (first, second, kept)]
+    assert statuses == ["canceled", "canceled", "pending"]
+    viewer = login("view_invocations")
+    assert 'name="ids"' not in viewer.get(LIST).content.decode()
+    token = viewer.cookies["csrftoken"].value
+    refused = viewer.post(LIST, {"ids": [kept], "csrfmiddlewaretoken": token})
+    assert refused.status_code == 403
+    assert client().status(kept)["status"] == "pending"
