@@ -39,6 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         if module in MULTIPROCESS_MODULES or "-gunicorn" in item.name or "-uvicorn" in item.name:
             item.add_marker(pytest.mark.multiprocess)
+    # The tests that wait for real minutes go first, so that under pytest-xdist the
+    # rest of the suite runs beside them instead of after them.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

@@ -283,6 +283,18 @@ async def _traceparent_of(client: Resonate | None, origin: str) -> str | None:
     return record.tags.get(_search.TRACEPARENT_TAG)
 
 
+async def _settled_elsewhere(client: Resonate | None, origin: str) -> bool:
+    """Whether invocation ``origin`` was settled by someone else (a cancel, its timeout)
+    while an attempt of it ran here: the SDK would retry it all the same."""
+    if client is None:
+        return False
+    try:
+        record = await _sdk.read_promise(client, origin)
+    except Exception:  # the backend will say so at the next attempt: retry as planned
+        return False
+    return record.state != "pending"
+
+
 def observed(
     name: str, fn: DurableFn, policy: RetryPolicy, client: Resonate | None = None
 ) -> DurableFn:
@@ -321,13 +333,17 @@ def observed(
         except Exception as exc:
             final = _FINAL.get() or _sdk.is_workflow(ctx)
             delay = None if final else policy.next(attempt)
-            retrying = delay is not None
-            if retrying:
+            if delay is not None and await _settled_elsewhere(client, ctx.info.origin_id):
+                _FINAL.set(True)  # canceled (or timed out) meanwhile: no retry for nobody
+                delay = None
+                outcome = "not retried: the invocation was settled meanwhile (canceled?)"
+            elif delay is not None:
                 outcome = f"retrying in {delay}s"
             elif _FINAL.get():
                 outcome = "not retried: the invocation rejects"
             else:
                 outcome = "no retry left: the invocation rejects"
+            retrying = delay is not None
             logger.warning(
                 "resonate-web: %s (invocation %s) attempt %d failed with %s: %s; %s",
                 name,
