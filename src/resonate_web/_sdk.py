@@ -656,10 +656,32 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
                 rows = [row[0] for row in await cursor.fetchall()]
             return _search_reply(req, _search.page_of(rows, query))
 
+        async def function_stats(
+            self, tags: dict[str, str], since: int
+        ) -> tuple[dict[str, int], dict[str, float] | None]:
+            async with self._sessions.session() as conn:
+                cursor = await conn.execute(_search.PG_STATS, [json.dumps(tags), since])
+                row = await cursor.fetchone()
+            return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 3)
+
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))
 
     return _PostgresConnection(conninfo=conninfo, pid=pid, group=group)
+
+
+async def function_stats(
+    client: Resonate, tags: dict[str, str], since: int
+) -> tuple[dict[str, int], dict[str, float] | None] | None:
+    """Counts by status and ``{p50, p95, max}`` durations of the root invocations
+    carrying ``tags`` created since ``since`` (unix ms), as one query where the
+    backend's connection has one (Postgres); ``None`` where it has not (the caller
+    reads the function's tag search instead)."""
+    answer = getattr(client._network, "function_stats", None)
+    if answer is None:
+        return None
+    found: tuple[dict[str, int], dict[str, float] | None] = await answer(tags, since)
+    return found
 
 
 # ── long-lived streams and leases ─────────────────────────────────────────

@@ -48,6 +48,22 @@ FAILURE_TAG = "resonate-web:failure-of"
 #: one that was there already (a replay, or another request's).
 LAUNCH_TAG = "resonate-web:launch"
 
+#: A user's tag ``key`` (contract v3) is stored as ``USER_TAG + key``: apart from the
+#: internal ones, and shown back without the prefix.
+USER_TAG = "resonate-web:tag:"
+#: On a root invocation started by a rerun: the stored id of the invocation it reruns.
+RERUN_TAG = "resonate-web:rerun-of"
+
+
+def stored_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A user's tags as the backend stores them."""
+    return {USER_TAG + k: v for k, v in tags.items()}
+
+
+def user_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The user's tags among a record's ``tags`` (the internal ones left out)."""
+    return {k[len(USER_TAG) :]: v for k, v in sorted(tags.items()) if k.startswith(USER_TAG)}
+
 
 @dataclass
 class Launch:
@@ -90,13 +106,22 @@ _TRACEPARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 TRACEPARENT_TAG = "resonate-web:traceparent"
 
 
+#: More tags for the root invocation being started (the user's, a rerun's).
+_EXTRA: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "resonate_web_extra_tags", default=None
+)
+
+
 @contextlib.contextmanager
-def owned_by(owner: str) -> Iterator[None]:
-    """Root invocations started within are tagged with :data:`OWNER_TAG` ``owner``."""
+def owned_by(owner: str, extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Root invocations started within are tagged with :data:`OWNER_TAG` ``owner``,
+    and with the stored tags ``extra``."""
     token = _OWNER.set(owner)
+    extra_token = _EXTRA.set(extra)
     try:
         yield
     finally:
+        _EXTRA.reset(extra_token)
         _OWNER.reset(token)
 
 
@@ -172,6 +197,8 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
     owner = _OWNER.get()
     if owner:
         tags.setdefault(OWNER_TAG, owner)
+    for key, value in (_EXTRA.get() or {}).items():
+        tags.setdefault(key, value)
     traceparent = _TRACEPARENT.get()
     if traceparent:
         tags.setdefault(TRACEPARENT_TAG, traceparent)
@@ -233,6 +260,41 @@ WHERE (%s::text IS NULL OR p.state = %s)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT %s
 """
+
+
+#: A function's statistics (see resonate_web.operations) as one aggregate query: counts
+#: by state (a pending promise past its timeout counts as timed out, as reads show
+#: it) and the settled ones' durations, over the roots carrying the tags
+#: ``%s`` (jsonb) created since ``%s`` (unix ms).
+PG_STATS = """
+WITH found AS (
+  SELECT CASE WHEN p.state = 'pending' AND p.timeout_at <= now_ms.at
+              THEN 'rejected_timedout' ELSE p.state END AS state,
+         COALESCE(p.settled_at, LEAST(p.timeout_at, now_ms.at)) - p.created_at AS duration
+  FROM resonate.promises p,
+       (SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS at) now_ms
+  WHERE p.tags @> %s::jsonb AND p.created_at >= %s
+)
+SELECT count(*) FILTER (WHERE state = 'pending'),
+       count(*) FILTER (WHERE state = 'resolved'),
+       count(*) FILTER (WHERE state = 'rejected'),
+       count(*) FILTER (WHERE state = 'rejected_canceled'),
+       count(*) FILTER (WHERE state = 'rejected_timedout'),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
+       max(duration) FILTER (WHERE state <> 'pending')
+FROM found
+"""
+
+
+def stats_of_row(row: tuple[Any, ...]) -> tuple[dict[str, int], dict[str, float] | None]:
+    """:data:`PG_STATS`'s row as counts by status and ``{p50, p95, max}`` (or None)."""
+    names = ("pending", "resolved", "rejected", "canceled", "timedout")
+    counts = {name: int(n or 0) for name, n in zip(names, row[:5], strict=True)}
+    p50, p95, most = row[5:8]
+    if most is None:
+        return counts, None
+    return counts, {"p50": float(p50), "p95": float(p95), "max": float(most)}
 
 
 def pg_parameters(query: dict[str, Any]) -> list[Any]:

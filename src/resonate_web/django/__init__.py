@@ -17,6 +17,7 @@ resonate_worker`` runs the functions as a worker. See ``docs/django.md``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 try:
@@ -28,7 +29,7 @@ except ImportError as exc:  # pragma: no cover
 
 from resonate_web.django.conf import state
 from resonate_web.facade import AsyncClient, SyncClient
-from resonate_web.parsing import new_id, validate_id
+from resonate_web.parsing import new_id, validate_id, validate_tags
 
 __all__ = ["ProblemMiddleware", "async_client", "client", "dispatch", "start", "state"]
 
@@ -69,6 +70,7 @@ def dispatch(
     on_commit: bool = True,
     using: str | None = None,
     robust: bool = False,
+    tags: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> str:
     """Start exposed function ``name`` as the routes would; returns its id at once.
@@ -79,7 +81,8 @@ def dispatch(
     Outside a transaction it starts now. The id (``id``, else a new unguessable
     one) is known before the start, so a page can link to the invocation.
     ``robust`` is :func:`transaction.on_commit`'s: log a failed start instead of
-    raising it from the commit.
+    raising it from the commit. ``tags``: the invocation's tags (checked at once,
+    ``invalid-tags``), part of the call like its arguments.
 
     Arguments are bound and validated at once (a
     :class:`~resonate_web.Problem` ``invalid-arguments``); starting the same id
@@ -89,7 +92,8 @@ def dispatch(
     exposed = st.runtime.function(name)
     call_args, call_kwargs = exposed.bind(list(args), kwargs)
     id = new_id() if id is None else validate_id(id)
-    launch = functools.partial(st.client.run, id, name, *call_args, **call_kwargs)
+    checked = validate_tags(dict(tags) if tags is not None else None)
+    launch = functools.partial(st.client.run, id, name, *call_args, tags=checked, **call_kwargs)
     if on_commit and transaction.get_connection(using).in_atomic_block:
         transaction.on_commit(launch, using=using, robust=robust)
     else:
