@@ -67,6 +67,7 @@ __all__ = [
     "embedded_connection",
     "event_stream",
     "extract_action_data",
+    "function_stats",
     "held_tasks",
     "http_connection",
     "is_workflow",
