@@ -197,6 +197,17 @@ def test_search_by_tag_rerun_and_bulk_cancel(server: str, page: Any) -> None:
     shot(page, "bulk")
 
 
+def test_the_start_form_holds_a_skeleton_of_the_parameters(server: str, page: Any) -> None:
+    page.goto(f"{server}/resonate/ui")
+    page.select_option("#start-function", "add")
+    expect(page.locator("#start-args")).to_have_value('{"kwargs":{"a":0,"b":0}}')
+    page.select_option("#start-function", "slow")
+    expect(page.locator("#start-args")).to_have_value('{"kwargs":{"seconds":0,"tag":""}}')
+    page.fill("#start-args", '{"args": [1, 2]}')  # edited: kept from now on
+    page.select_option("#start-function", "add")
+    expect(page.locator("#start-args")).to_have_value('{"args": [1, 2]}')
+
+
 def test_a_function_filter_shows_its_statistics(server: str, page: Any) -> None:
     for n in range(2):
         httpx.post(

@@ -163,12 +163,29 @@
     describeFunction();
   }
 
+  // A placeholder value of a parameter's JSON Schema: its default, else one of its type.
+  function placeholder(schema) {
+    if (!schema) return null;
+    if ("default" in schema) return schema.default;
+    const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+    return { integer: 0, number: 0, string: "", boolean: false, array: [], object: {} }[type] ?? null;
+  }
+
+  // Until the arguments are edited, they hold a skeleton of the function's parameters.
+  let argsEdited = false;
+  $("start-args").addEventListener("input", () => { argsEdited = true; });
+
   function describeFunction() {
     const fn = functions.find((f) => f.name === $("start-function").value);
-    const names = fn && fn.parameters && fn.parameters.properties ? Object.keys(fn.parameters.properties) : [];
+    const properties = fn && fn.parameters && fn.parameters.properties ? fn.parameters.properties : {};
+    const names = Object.keys(properties);
     const doc = fn && fn.description ? fn.description : "";
     $("start-doc").textContent = [doc, names.length ? "Parameters: " + names.join(", ") : ""]
       .filter(Boolean).join(" — ");
+    if (!argsEdited) {
+      const kwargs = Object.fromEntries(names.map((n) => [n, placeholder(properties[n])]));
+      $("start-args").value = JSON.stringify(names.length ? { kwargs } : { args: [] });
+    }
   }
 
   $("start-function").addEventListener("change", describeFunction);
