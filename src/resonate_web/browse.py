@@ -122,7 +122,10 @@ def parse_query(
     filters: dict[str, Any] = {
         k: query[k] for k in ("function", "status", "schedule") if k in query
     }
-    matched = dict(tag_filter(raw) for raw in request.tag_filters)
+    matched: dict[str, str] = {}
+    for key, value in map(tag_filter, request.tag_filters):
+        if matched.setdefault(key, value) != value:
+            raise _invalid(f"tag {key!r} is given twice with different values: none could match")
     if request.tag_filters:
         filters["tag"] = list(request.tag_filters)
     if require_filter and not filters:

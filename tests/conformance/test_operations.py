@@ -52,6 +52,8 @@ def test_tags_are_kept_shown_and_filter_the_list(client: httpx.Client, uid: str)
     assert listed(f"customer:{customer}", status="pending") == []
     assert listed(f"customer:nobody-{uid}") == []
     assert_problem(client.get(f"{P}/invocations", params={"tag": "no-colon"}), 400, "invalid-query")
+    twice = {"tag": [f"customer:{customer}", "customer:other"]}
+    assert_problem(client.get(f"{P}/invocations", params=twice), 400, "invalid-query")
     assert_problem(client.get(f"{P}/invocations", params={"tag": "Upper:x"}), 400, "invalid-query")
 
 
