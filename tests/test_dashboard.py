@@ -208,6 +208,17 @@ def test_the_start_form_holds_a_skeleton_of_the_parameters(server: str, page: An
     expect(page.locator("#start-args")).to_have_value('{"args": [1, 2]}')
 
 
+def test_steps_are_named_by_their_function(server: str, page: Any) -> None:
+    id = "ui-wide-" + uuid.uuid4().hex[:8]
+    httpx.post(f"{server}/resonate/functions/wide", params={"id": id}, json={"args": [2]})
+    page.goto(f"{server}/resonate/ui#/invocations/{id}")
+    names = page.locator("#tree .step .name")
+    expect(names).to_have_count(4)  # the invocation, two steps, the promise
+    expect(names.nth(1)).to_have_text("square")
+    expect(names.nth(2)).to_have_text("square")
+    httpx.post(f"{server}/resonate/invocations/{id}/cancel")
+
+
 def test_a_function_filter_shows_its_statistics(server: str, page: Any) -> None:
     for n in range(2):
         httpx.post(

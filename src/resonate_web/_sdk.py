@@ -71,6 +71,7 @@ __all__ = [
     "held_tasks",
     "http_connection",
     "is_workflow",
+    "name_steps",
     "note_failure",
     "postgres_connection",
     "prune_embedded",
@@ -871,6 +872,27 @@ def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
     )
+
+
+def name_steps() -> None:
+    """Tag every ``ctx.run`` step's promise with the name of the function it runs
+    (idempotent): the SDK leaves a local step's param empty, so the tree and the
+    dashboard would know the step by its id alone."""
+    if getattr(Context, "_resonate_web_named", False):
+        return
+    original = Context.run
+
+    def run(self: Context, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with _search.naming_step() as step:
+            future = original(self, fn, *args, **kwargs)
+            # The create is sent from a task started within, which runs later and
+            # sees the holder filled in.
+            step["id"] = future._id
+            step["name"] = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+        return future
+
+    Context.run = run  # type: ignore[method-assign]
+    Context._resonate_web_named = True  # type: ignore[attr-defined]
 
 
 def steps_in_threads() -> None:

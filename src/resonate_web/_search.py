@@ -135,12 +135,60 @@ def traced(traceparent: str | None) -> Iterator[None]:
         _TRACEPARENT.reset(token)
 
 
+#: On a ``ctx.run`` step: the name of the function it runs. The SDK leaves a local
+#: step's param empty (nothing reads it back), so without this tag the step is
+#: known only by its id.
+STEP_TAG = "resonate-web:step"
+
+#: The step ``ctx.run`` is creating: ``{"id", "name"}``, filled in once the SDK has
+#: built its create (see ``_sdk.name_steps``); the create is sent from a task that
+#: inherits this holder.
+_STEP: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "resonate_web_step", default=None
+)
+
+
+@contextlib.contextmanager
+def naming_step() -> Iterator[dict[str, str]]:
+    """A step created from within is tagged with :data:`STEP_TAG`, once the holder
+    yielded names its ``id`` and ``name``."""
+    holder: dict[str, str] = {}
+    token = _STEP.set(holder)
+    try:
+        yield holder
+    finally:
+        _STEP.reset(token)
+
+
+def _tag_step(envelope: dict[str, Any]) -> bool:
+    """Tag the create in ``envelope`` (a ``promise.create``, or a ``task.fence`` whose
+    action is one) with :data:`STEP_TAG` if it is the step being named; whether it was."""
+    step = _STEP.get()
+    if envelope.get("kind") == "task.fence":
+        fenced = envelope.get("data")
+        action = fenced.get("action") if isinstance(fenced, dict) else None
+        if not isinstance(action, dict):
+            return False
+        envelope = action
+    data = envelope.get("data")
+    if not step or "name" not in step or not isinstance(data, dict):
+        return False
+    if envelope.get("kind") != "promise.create" or data.get("id") != step.get("id"):
+        return False
+    tags = data.get("tags")
+    if not isinstance(tags, dict):
+        return False
+    tags.setdefault(STEP_TAG, step["name"])
+    return True
+
+
 #: The backend states a search may filter on.
 STATES = frozenset({"pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 _CREATE_KINDS = ('{"kind":"task.create"', '{"kind":"promise.create"')
+_FENCE = '{"kind":"task.fence"'
 
 
 def _root_create(envelope: dict[str, Any]) -> dict[str, Any] | None:
@@ -181,11 +229,18 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
 
     Cheap for every other request: only a create is parsed.
     """
+    if request.startswith(_FENCE) and _STEP.get():
+        envelope = json.loads(request)
+        if _tag_step(envelope):
+            return json.dumps(envelope, separators=(",", ":")), None
+        return request, None
     if not request.startswith(_CREATE_KINDS):
         return request, None
     envelope = json.loads(request)
     create = _root_create(envelope)
     if create is None:
+        if _tag_step(envelope):
+            return json.dumps(envelope, separators=(",", ":")), None
         return request, None
     tags: dict[str, str] = create["tags"]
     launch = _LAUNCH.get()

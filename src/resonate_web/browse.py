@@ -282,7 +282,7 @@ def _node(
     kind = _kind(record)
     node: dict[str, Any] = {"id": record.id.removeprefix(scope), "kind": kind}
     if kind == "call":
-        node["function"] = invocations.function_of(record)
+        node["function"] = invocations.function_of(record) or record.tags.get(_search.STEP_TAG)
     node["status"] = invocations.status_of(record)
     node["created_at"] = invocations.iso(record.created_at)
     if record.state != "pending":

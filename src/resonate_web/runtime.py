@@ -549,6 +549,7 @@ class Runtime:
             logger.warning("resonate-web: %s", problem)
         _sdk.quiet_settled_elsewhere()
         _sdk.steps_in_threads()
+        _sdk.name_steps()
         _sdk.report_failures(_step_failed)
         client = build_client(self.settings, group=self._group, watch=self.watch)
         self._registered.clear()
