@@ -202,3 +202,36 @@ def test_a_canceled_invocation_is_not_retried(deployment: Deployment) -> None:
     assert "settled meanwhile" in stopped[-1], stopped
     time.sleep(3)  # three of its retry intervals: no attempt follows
     assert attempts() == stopped
+
+
+def test_tags_rerun_bulk_and_stats_on_every_backend(deployment: Deployment) -> None:
+    """Tags are stored by every backend and found by its search; a rerun runs on the
+    worker; the statistics count the same on every backend."""
+    base = f"{deployment.gateway}/resonate"
+    batch = uuid.uuid4().hex[:10]
+    id = f"tagged-{batch}"
+    resp = httpx.post(
+        f"{base}/functions/blocking",
+        params={"id": id, "wait": "20"},
+        json={"args": [0.01], "tags": {"batch": batch}},
+        timeout=30,
+    )
+    assert resp.json()["tags"] == {"batch": batch}
+    doc = procs.settle(deployment.gateway, id)
+    assert doc["status"] == "resolved" and doc["tags"] == {"batch": batch}
+    rerun = httpx.post(f"{base}/invocations/{id}/rerun", params={"id": f"{id}-2"}, timeout=10)
+    assert rerun.status_code == 201, rerun.text
+    assert procs.settle(deployment.gateway, f"{id}-2")["result"] == "blocked"
+    listed = httpx.get(f"{base}/invocations", params={"tag": f"batch:{batch}"}, timeout=10)
+    assert [d["id"] for d in listed.json()["invocations"]] == [f"{id}-2", id]
+    pending = f"waiting-{batch}"
+    body = {"args": [20], "tags": {"batch": batch}}
+    httpx.post(f"{base}/functions/awaiting", params={"id": pending}, json=body, timeout=10)
+    bulk = httpx.post(
+        f"{base}/invocations/cancel", params={"tag": f"batch:{batch}"}, timeout=30
+    ).json()
+    assert bulk["matched"] == 3 and bulk["done"] == [pending]
+    assert httpx.get(f"{base}/invocations/{pending}", timeout=10).json()["status"] == "canceled"
+    stats = httpx.get(f"{base}/functions/blocking/stats", params={"window": "600"}, timeout=10)
+    counts = stats.json()["counts"]
+    assert counts["resolved"] >= 2 and stats.json()["failure_rate"] == 0

@@ -142,6 +142,99 @@ def test_rejected_shows_its_error_and_filters(server: str, page: Any) -> None:
     shot(page, "rejected")
 
 
+def test_search_by_tag_rerun_and_bulk_cancel(server: str, page: Any) -> None:
+    page.goto(f"{server}/resonate/ui")
+    expect(page.locator("#live")).to_have_text("live")
+    batch = uuid.uuid4().hex[:8]
+    # Started from the form with tags, and over HTTP with and without them.
+    failed = "ui-tagged-" + batch
+    page.fill("#start-tags", f"batch:{batch} kind:ui")
+    start_from_form(page, "fail", '{"args": ["card declined"]}', failed)
+    expect(page.locator("#detail-facts .badge")).to_have_text("rejected")
+    expect(page.locator("#detail-facts")).to_contain_text(f"batch:{batch}")
+    stuck = [f"ui-stuck-{batch}-{n}" for n in range(2)]
+    for id in stuck:
+        body = {"args": [60, "x"], "tags": {"batch": batch}}
+        assert httpx.post(f"{server}/resonate/functions/slow", params={"id": id}, json=body)
+    untagged = "ui-untagged-" + batch
+    httpx.post(
+        f"{server}/resonate/functions/slow", params={"id": untagged}, json={"args": [60, "x"]}
+    )
+
+    # Search by tag: only the tagged ones are listed.
+    page.fill("#filter-tags", f"batch:{batch}")
+    page.click("#filter-apply")
+    expect(page.locator("#invocations li")).to_have_count(3)
+    expect(row(page, untagged)).to_have_count(0)
+    expect(row(page, failed)).to_contain_text(f"batch:{batch}")
+
+    # Rerun the rejected one: a new invocation, shown with where it came from.
+    row(page, failed).locator("a").click()
+    expect(page.locator("#rerun-button")).to_be_visible()
+    page.click("#rerun-button")
+    expect(page.locator("#detail-facts")).to_contain_text("Rerun of")
+    expect(page.locator("#detail-facts")).to_contain_text(failed)
+    rerun_id = page.locator("#detail-id").inner_text()
+    assert rerun_id != failed
+    expect(page.locator("#detail-facts .badge")).to_have_text("rejected")
+    assert httpx.get(f"{server}/resonate/invocations/{rerun_id}").json()["rerun_of"] == failed
+
+    # Search by id.
+    page.fill("#goto-id", failed)
+    page.click("#filter-apply")
+    expect(page.locator("#detail-id")).to_have_text(failed)
+
+    # Bulk cancel of the pending ones of the batch, once confirmed.
+    page.select_option("#filter-status", "pending")
+    expect(page.locator("#invocations li")).to_have_count(2)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk-cancel")
+    expect(page.locator("#bulk-result")).to_contain_text("Canceled 2 of 2")
+    for id in stuck:
+        assert httpx.get(f"{server}/resonate/invocations/{id}").json()["status"] == "canceled"
+    assert httpx.get(f"{server}/resonate/invocations/{untagged}").json()["status"] == "pending"
+    httpx.post(f"{server}/resonate/invocations/{untagged}/cancel")
+    shot(page, "bulk")
+
+
+def test_the_start_form_holds_a_skeleton_of_the_parameters(server: str, page: Any) -> None:
+    page.goto(f"{server}/resonate/ui")
+    page.select_option("#start-function", "add")
+    expect(page.locator("#start-args")).to_have_value('{"kwargs":{"a":0,"b":0}}')
+    page.select_option("#start-function", "slow")
+    expect(page.locator("#start-args")).to_have_value('{"kwargs":{"seconds":0,"tag":""}}')
+    page.fill("#start-args", '{"args": [1, 2]}')  # edited: kept from now on
+    page.select_option("#start-function", "add")
+    expect(page.locator("#start-args")).to_have_value('{"args": [1, 2]}')
+
+
+def test_steps_are_named_by_their_function(server: str, page: Any) -> None:
+    id = "ui-wide-" + uuid.uuid4().hex[:8]
+    httpx.post(f"{server}/resonate/functions/wide", params={"id": id}, json={"args": [2]})
+    page.goto(f"{server}/resonate/ui#/invocations/{id}")
+    names = page.locator("#tree .step .name")
+    expect(names).to_have_count(4)  # the invocation, two steps, the promise
+    expect(names.nth(1)).to_have_text("square")
+    expect(names.nth(2)).to_have_text("square")
+    httpx.post(f"{server}/resonate/invocations/{id}/cancel")
+
+
+def test_a_function_filter_shows_its_statistics(server: str, page: Any) -> None:
+    for n in range(2):
+        httpx.post(
+            f"{server}/resonate/functions/fail", params={"wait": "5"}, json={"args": [f"{n}"]}
+        )
+    page.goto(f"{server}/resonate/ui")
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator("#stats")).to_be_hidden()
+    page.select_option("#filter-function", "fail")
+    expect(page.locator("#stats")).to_be_visible()
+    expect(page.locator("#stats")).to_contain_text("last hour")
+    expect(page.locator("#stats")).to_contain_text("failure rate 100.0%")
+    expect(page.locator('#stats li[data-status="rejected"]')).not_to_have_text("rejected 0")
+    shot(page, "stats")
+
+
 def test_a_retrying_invocation_shows_its_attempts_and_last_error(server: str, page: Any) -> None:
     id = "ui-retry-" + uuid.uuid4().hex[:8]
     api = f"{server}/resonate/invocations/{id}"

@@ -103,6 +103,17 @@ def test_outside_a_transaction_it_starts_at_once(http: httpx.Client, key: str) -
     assert status(http, key, wait=5).json()["result"] == 4
 
 
+def test_tags_go_with_the_invocation_and_are_checked_at_once(http: httpx.Client, key: str) -> None:
+    with transaction.atomic():
+        with pytest.raises(Problem) as bad:
+            dispatch("add", 1, 2, id=key, tags={"x": 1})  # type: ignore[dict-item]
+        assert bad.value.slug == "invalid-tags"
+        dispatch("add", 1, 2, id=key, tags={"order": key})
+    assert status(http, key, wait=5).json()["tags"] == {"order": key}
+    listed = http.get("/resonate/invocations", params={"tag": f"order:{key}"}).json()
+    assert [doc["id"] for doc in listed["invocations"]] == [key]
+
+
 def test_generated_ids_are_unguessable(http: httpx.Client) -> None:
     first, second = dispatch("ping"), dispatch("ping")
     assert first != second and len(first) >= 31

@@ -271,3 +271,40 @@ def test_a_portal_first_used_after_the_fork_is_the_childs_own() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_tags_rerun_bulk_and_stats_in_process(portal: Portal) -> None:
+    client = SyncClient(portal)
+    batch, id = uid(), uid()
+    with pytest.raises(ValueError, match="once"):
+        client.run(id, "fail", "once", tags={"batch": batch}).result(timeout=10)
+    assert client.status(id)["tags"] == {"batch": batch}
+    with pytest.raises(Problem) as bad:
+        client.run(uid(), "add", 1, 2, tags={"resonate-x": "y"})
+    assert bad.value.slug == "invalid-tags"
+    with pytest.raises(Problem) as reused:
+        client.run(id, "fail", "once", tags={"batch": "other"})
+    assert reused.value.slug == "idempotency-key-reused"
+    rerun = client.rerun(id, new_id=f"{id}-2")
+    assert rerun["rerun_of"] == id and rerun["tags"] == {"batch": batch}
+    with pytest.raises(ValueError, match="once"):
+        client.get(f"{id}-2").result(timeout=10)
+    slow = client.run(uid(), "slow", 60, "x", tags={"batch": batch})
+    with pytest.raises(Problem) as pending:
+        client.rerun(slow.id)
+    assert pending.value.slug == "conflict"
+    canceled = client.cancel_many(tags={"batch": batch}, status="pending")
+    assert canceled["done"] == [slow.id]
+    assert client.status(slow.id)["status"] == "canceled"
+    stats = client.stats("fail", window=600)
+    assert stats["counts"]["rejected"] >= 2 and stats["failure_rate"] == 1
+
+    async def main() -> dict[str, Any]:
+        aclient = AsyncClient(portal)
+        handle = await aclient.run(uid(), "add", 1, 2, tags={"batch": batch})
+        assert await handle.result(timeout=10) == 3
+        again = await aclient.rerun_many(tags={"batch": batch}, function="add")
+        assert again["done"] == [handle.id]
+        return await aclient.stats("add")
+
+    assert asyncio.run(main())["counts"]["resolved"] >= 1

@@ -180,3 +180,45 @@ def test_a_503_is_retried_until_the_backend_answers() -> None:
                 doc = started.result(timeout=120)
                 assert doc.status == "pending"  # dispatched: no worker serves it here
                 assert api.status(doc.id).id == doc.id
+
+
+def test_tags_rerun_bulk_and_stats_through_the_client(base: str) -> None:
+    batch = uid("batch")
+    with Client(base) as api:
+        failed = api.start("fail", "once", tags={"batch": batch}, wait=10)
+        assert failed.status == "rejected" and failed.tags == {"batch": batch}
+        with pytest.raises(rc.InvalidTags):
+            api.start("add", 1, 2, tags={"Bad Key": "x"})
+        rerun = api.rerun(failed.id, new_id=failed.id + "-again")
+        assert rerun.id == failed.id + "-again" and rerun.rerun_of == failed.id
+        assert rerun.tags == {"batch": batch}
+        with pytest.raises(rc.Rejected):
+            api.wait(rerun.id, timeout=10)
+        assert [d.id for d in api.list(tags={"batch": batch})] == [rerun.id, failed.id]
+        slow = api.start("slow", 60, "x", tags={"batch": batch})
+        with pytest.raises(rc.Conflict):
+            api.rerun(slow.id)
+        again = api.rerun_many(tags={"batch": batch}, function="fail", limit=1)
+        assert again.matched == 1 and len(again.done) == 1 and again.next
+        canceled = api.cancel_many(tags={"batch": batch}, status="pending")
+        assert canceled.done == [slow.id] and canceled.skipped == []
+        with pytest.raises(rc.InvalidQuery):
+            api.cancel_many()
+        stats = api.stats("fail", window=600)
+        assert stats.function == "fail" and stats.counts.rejected >= 2
+        assert stats.failure_rate is not None and stats.duration_ms is not None
+
+    async def main() -> None:
+        async with AsyncClient(base) as api:
+            done = await api.start("add", 1, 2, tags={"batch": batch}, wait=10)
+            rerun = await api.rerun(done.id)
+            assert rerun.rerun_of == done.id and await api.wait(rerun.id, timeout=10) == 3
+            listed = [d.id async for d in api.list(tags={"batch": batch}, function="add")]
+            assert listed == [rerun.id, done.id]
+            bulk = await api.rerun_many(tags={"batch": batch}, function="add", limit=1)
+            assert bulk.matched == 1
+            nothing = await api.cancel_many(tags={"batch": batch}, status="pending")
+            assert nothing.matched == 0
+            assert (await api.stats("add")).counts.resolved >= 2
+
+    asyncio.run(main())

@@ -112,6 +112,13 @@ def _resolved(up: httpx.Client) -> str:
     )
 
 
+def _rejected(up: httpx.Client) -> str:
+    doc = up.post(
+        f"{P}/functions/fail", params={"wait": "5"}, content=b'{"args":["no"]}', headers=JSON
+    ).json()
+    return str(doc["id"])
+
+
 def _settle_recipes(action: str, body: bytes) -> dict[tuple[str, str], Send]:
     route = f"/promises/{{id}}/{action}"
 
@@ -196,6 +203,38 @@ RECIPES: dict[tuple[str, str], Send] = {
     **_settle_recipes("cancel", b""),
     ("/health", "200"): lambda up, down: up.get(f"{P}/health"),
     ("/health", "503"): lambda up, down: down.get(f"{P}/health"),
+    ("/invocations/{id}/rerun", "201"): lambda up, down: up.post(
+        f"{P}/invocations/{_resolved(up)}/rerun"
+    ),
+    ("/invocations/{id}/rerun", "400"): lambda up, down: up.post(f"{P}/invocations/a..b/rerun"),
+    ("/invocations/{id}/rerun", "404"): lambda up, down: up.post(f"{P}/invocations/x/rerun"),
+    ("/invocations/{id}/rerun", "409"): lambda up, down: up.post(
+        f"{P}/invocations/{_pending(up)}/rerun"
+    ),
+    ("/invocations/{id}/rerun", "422"): lambda up, down: up.post(
+        f"{P}/invocations/{_rejected(up)}/rerun", params={"id": _resolved(up)}
+    ),
+    ("/invocations/{id}/rerun", "503"): lambda up, down: down.post(f"{P}/invocations/x/rerun"),
+    ("/invocations/cancel", "200"): lambda up, down: up.post(
+        f"{P}/invocations/cancel", params={"function": "slow"}
+    ),
+    ("/invocations/cancel", "400"): lambda up, down: up.post(f"{P}/invocations/cancel"),
+    ("/invocations/cancel", "503"): lambda up, down: down.post(
+        f"{P}/invocations/cancel", params={"function": "slow"}
+    ),
+    ("/invocations/rerun", "200"): lambda up, down: up.post(
+        f"{P}/invocations/rerun", params={"function": "add", "limit": "1"}
+    ),
+    ("/invocations/rerun", "400"): lambda up, down: up.post(f"{P}/invocations/rerun"),
+    ("/invocations/rerun", "503"): lambda up, down: down.post(
+        f"{P}/invocations/rerun", params={"function": "add"}
+    ),
+    ("/functions/{name}/stats", "200"): lambda up, down: up.get(f"{P}/functions/add/stats"),
+    ("/functions/{name}/stats", "400"): lambda up, down: up.get(
+        f"{P}/functions/add/stats", params={"window": "0"}
+    ),
+    ("/functions/{name}/stats", "404"): lambda up, down: up.get(f"{P}/functions/nobody/stats"),
+    ("/functions/{name}/stats", "503"): lambda up, down: down.get(f"{P}/functions/add/stats"),
 }
 
 
@@ -271,7 +310,10 @@ def _documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
         if not path.startswith(P):
             continue
         route = path.removeprefix(P)
-        if route.startswith("/functions/") and route != "/functions/add":
+        if route.startswith("/functions/") and route not in (
+            "/functions/add",
+            "/functions/{name}/stats",
+        ):
             continue  # one function's operation stands for them all
         for method, operation in operations.items():
             key = f"{method.upper()} {route}" if len(operations) > 1 else route

@@ -80,6 +80,7 @@ def neutral_request(
     headers: Iterable[tuple[str, str]],
     body: bytes = b"",
     user: Any = None,
+    tag_filters: Iterable[str] = (),
 ) -> Request:
     """The gateway's request: header names lower-cased, the mount prefix from ``path``."""
     return Request(
@@ -90,6 +91,7 @@ def neutral_request(
         body=body,
         prefix=mount_prefix(path, route, path_params),
         user=user,
+        tag_filters=tuple(tag_filters),
     )
 
 

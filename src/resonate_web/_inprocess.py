@@ -34,7 +34,7 @@ code reading its own results, unlike the HTTP routes, which never load objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,10 +45,11 @@ from resonate.resonate import Resonate
 from resonate_web._core import invocations
 from resonate_web._core import sdk as _sdk
 from resonate_web._core.exposure import Functions
-from resonate_web._core.parsing import new_id, validate_id, validate_promise_id
+from resonate_web._core.parsing import new_id, validate_id, validate_promise_id, validate_tags
 from resonate_web._core.runtime import Portal, Runtime, Wrapper
-from resonate_web._gateway import settling
+from resonate_web._gateway import operations, settling
 from resonate_web._gateway.auth import Authorize
+from resonate_web._gateway.contract import Request
 from resonate_web._gateway.router import Gateway
 from resonate_web.problems import Problem
 from resonate_web.settings import Settings
@@ -70,12 +71,18 @@ class _Calls:
         return self._portal.runtime
 
     async def _start(
-        self, id: str | None, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        id: str | None,
+        func: Func,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[str, ResonateHandle[Any] | None]:
         exposed = self._runtime.function(func)
         id = new_id() if id is None else validate_id(id)
+        checked = validate_tags(dict(tags) if tags is not None else None)
         call_args, call_kwargs = exposed.bind(list(args), kwargs)
-        _, handle = await self._gateway.begin(exposed, id, call_args, call_kwargs)
+        _, handle = await self._gateway.begin(exposed, id, call_args, call_kwargs, tags=checked)
         return id, handle
 
     async def _handle(self, id: str, handle: ResonateHandle[Any] | None) -> ResonateHandle[Any]:
@@ -153,6 +160,54 @@ class _Calls:
         settling.check(record, "cancel", "invocation")
         return await self._gateway.document(self._runtime.settings.prefix, id, record)
 
+    def _request(
+        self,
+        filters: Mapping[str, Any],
+        tags: Mapping[str, str] | None,
+        path_params: dict[str, str] | None = None,
+    ) -> Request:
+        """The route's request for an operation run in process (no principal)."""
+        return Request(
+            method="POST",
+            path_params=path_params or {},
+            query={k: str(v) for k, v in filters.items() if v is not None},
+            prefix=self._runtime.settings.prefix,
+            tag_filters=tuple(f"{k}:{v}" for k, v in (tags or {}).items()),
+        )
+
+    async def _rerun(self, id: str, new_id: str | None) -> dict[str, Any]:
+        request = self._request({"id": new_id}, None, {"id": id})
+        body: dict[str, Any] = (await operations.rerun(self._gateway, request)).body
+        return body
+
+    async def _bulk(
+        self, action: operations.Bulk, filters: dict[str, Any], tags: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        request = self._request(filters, tags)
+        body: dict[str, Any] = (await operations.bulk(self._gateway, action, request)).body
+        return body
+
+    async def _stats(self, name: str, window: int | None) -> dict[str, Any]:
+        request = self._request({"window": window}, None, {"name": name})
+        body: dict[str, Any] = (await operations.stats(self._gateway, request)).body
+        return body
+
+
+def _bulk_filters(
+    function: str | None,
+    status: str | None,
+    schedule: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    return {
+        "function": function,
+        "status": status,
+        "schedule": schedule,
+        "limit": limit,
+        "cursor": cursor,
+    }
+
 
 class SyncHandle:
     """An invocation started (or found) by :class:`SyncClient`."""
@@ -201,11 +256,19 @@ class SyncClient(_Calls):
     def _call[T](self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return self._portal.call(coro, timeout)
 
-    def run(self, id: str | None, func: Func, *args: Any, **kwargs: Any) -> SyncHandle:
+    def run(
+        self,
+        id: str | None,
+        func: Func,
+        *args: Any,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> SyncHandle:
         """Start exposed function ``func`` as invocation ``id`` (``None``: a new
         unguessable id), as ``POST /functions/{name}`` does; returns once the
-        backend holds it."""
-        started, handle = self._call(self._start(id, func, args, kwargs))
+        backend holds it. ``tags``: the invocation's tags (contract v3), part of
+        the call like its arguments."""
+        started, handle = self._call(self._start(id, func, args, kwargs, tags))
         return SyncHandle(self, started, handle)
 
     def get(self, id: str) -> SyncHandle:
@@ -220,6 +283,46 @@ class SyncClient(_Calls):
     def cancel(self, id: str) -> dict[str, Any]:
         """Cancel invocation ``id`` as ``POST /invocations/{id}/cancel`` does; its document."""
         return self._call(self._cancel(id))
+
+    def rerun(self, id: str, *, new_id: str | None = None) -> dict[str, Any]:
+        """Start settled invocation ``id`` again (its function, arguments and tags) as
+        invocation ``new_id`` (``None``: a new id), as ``POST /invocations/{id}/rerun``;
+        its status document, with ``rerun_of``. ``conflict`` while ``id`` is pending."""
+        return self._call(self._rerun(id, new_id))
+
+    def cancel_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Cancel the invocations the filters find (one filter at least), at most
+        ``limit`` (default 100), newest first: ``{matched, done, skipped, next}``."""
+        filters = _bulk_filters(function, status, schedule, limit, cursor)
+        return self._call(self._bulk("cancel", filters, tags))
+
+    def rerun_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Rerun the invocations the filters find, as :meth:`cancel_many`."""
+        filters = _bulk_filters(function, status, schedule, limit, cursor)
+        return self._call(self._bulk("rerun", filters, tags))
+
+    def stats(self, func: str, *, window: int | None = None) -> dict[str, Any]:
+        """``func``'s counts by status, durations and failure rate over the last
+        ``window`` seconds (default 3600), as ``GET /functions/{name}/stats``."""
+        return self._call(self._stats(func, window))
 
     def schedule(
         self,
@@ -299,8 +402,15 @@ class AsyncClient(_Calls):
     ) -> T:
         return await self._portal.acall(coro, timeout)
 
-    async def run(self, id: str | None, func: Func, *args: Any, **kwargs: Any) -> AsyncHandle:
-        started, handle = await self._call(self._start(id, func, args, kwargs))
+    async def run(
+        self,
+        id: str | None,
+        func: Func,
+        *args: Any,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncHandle:
+        started, handle = await self._call(self._start(id, func, args, kwargs, tags))
         return AsyncHandle(self, started, handle)
 
     async def get(self, id: str) -> AsyncHandle:
@@ -312,6 +422,38 @@ class AsyncClient(_Calls):
 
     async def cancel(self, id: str) -> dict[str, Any]:
         return await self._call(self._cancel(id))
+
+    async def rerun(self, id: str, *, new_id: str | None = None) -> dict[str, Any]:
+        return await self._call(self._rerun(id, new_id))
+
+    async def cancel_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        filters = _bulk_filters(function, status, schedule, limit, cursor)
+        return await self._call(self._bulk("cancel", filters, tags))
+
+    async def rerun_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        filters = _bulk_filters(function, status, schedule, limit, cursor)
+        return await self._call(self._bulk("rerun", filters, tags))
+
+    async def stats(self, func: str, *, window: int | None = None) -> dict[str, Any]:
+        return await self._call(self._stats(func, window))
 
     async def schedule(
         self,

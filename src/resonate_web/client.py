@@ -25,15 +25,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
 
 from resonate_web.models import (
+    BulkResult,
     FunctionInfo,
     FunctionList,
+    FunctionStats,
     InvocationList,
     PromiseDocument,
     StatusDocument,
@@ -55,6 +57,7 @@ __all__ = [
     "InvalidId",
     "InvalidJson",
     "InvalidQuery",
+    "InvalidTags",
     "InvalidWait",
     "InvocationError",
     "NotFound",
@@ -166,6 +169,10 @@ class InvalidQuery(ProblemError):
     slug = "invalid-query"
 
 
+class InvalidTags(ProblemError):
+    slug = "invalid-tags"
+
+
 #: The ProblemError subclass of each slug.
 PROBLEMS: dict[str, type[ProblemError]] = {cls.slug: cls for cls in ProblemError.__subclasses__()}
 
@@ -219,7 +226,7 @@ def outcome(document: StatusDocument) -> Any:
 class _Call:
     method: str
     path: str
-    params: dict[str, str] | None = None
+    params: Mapping[str, str | list[str]] | None = None
     body: Any = None
     headers: dict[str, str] | None = None
 
@@ -289,15 +296,19 @@ class _Routes:
         return _Call("GET", f"{self.prefix}/functions")
 
     def start(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], id: str | None, wait: Any
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        wait: Any,
+        tags: Mapping[str, str] | None = None,
     ) -> _Call:
         params = {"id": id or uuid.uuid4().hex, **_wait(wait)}
-        return _Call(
-            "POST",
-            f"{self.prefix}/functions/{name}",
-            params,
-            {"args": list(args), "kwargs": kwargs},
-        )
+        body: dict[str, Any] = {"args": list(args), "kwargs": kwargs}
+        if tags:
+            body["tags"] = dict(tags)
+        return _Call("POST", f"{self.prefix}/functions/{name}", params, body)
 
     def status(self, id: str, wait: float | None = None) -> _Call:
         return _Call("GET", f"{self.prefix}/invocations/{id}", _wait(wait))
@@ -311,11 +322,25 @@ class _Routes:
     def events(self, id: str) -> _Call:
         return _Call("GET", f"{self.prefix}/invocations/{id}/events")
 
-    def list(self, filters: dict[str, Any], cursor: str | None) -> _Call:
-        params = {k: str(v) for k, v in filters.items() if v is not None}
+    def list(self, filters: dict[str, Any], cursor: str | None, method: str = "GET") -> _Call:
+        params = _filters(filters)
         if cursor:
             params["cursor"] = cursor
-        return _Call("GET", f"{self.prefix}/invocations", params)
+        return _Call(method, f"{self.prefix}/invocations", params)
+
+    def rerun(self, id: str, new_id: str | None) -> _Call:
+        params: dict[str, str | list[str]] = {"id": new_id or uuid.uuid4().hex}
+        return _Call("POST", f"{self.prefix}/invocations/{id}/rerun", params)
+
+    def bulk(self, action: str, filters: dict[str, Any], cursor: str | None) -> _Call:
+        params = _filters(filters)
+        if cursor:
+            params["cursor"] = cursor
+        return _Call("POST", f"{self.prefix}/invocations/{action}", params)
+
+    def stats(self, name: str, window: int | None) -> _Call:
+        params: dict[str, str | list[str]] = {} if window is None else {"window": str(window)}
+        return _Call("GET", f"{self.prefix}/functions/{name}/stats", params)
 
     def promise(
         self, id: str, action: str | None = None, member: str = "", value: Any = None
@@ -324,6 +349,17 @@ class _Routes:
         if action is None:
             return _Call("GET", path)
         return _Call("POST", f"{path}/{action}", body={member: value} if member else None)
+
+
+def _filters(filters: dict[str, Any]) -> dict[str, str | list[str]]:
+    """Query parameters of the list filters; ``tags`` a mapping, sent as ``tag=k:v``."""
+    params: dict[str, str | list[str]] = {
+        k: str(v) for k, v in filters.items() if v is not None and k != "tags"
+    }
+    tags = filters.get("tags")
+    if tags:
+        params["tag"] = [f"{k}:{v}" for k, v in tags.items()]
+    return params
 
 
 #: The most invocations one page of ``GET /invocations`` holds.
@@ -340,6 +376,7 @@ class _Pages:
         schedule: str | None,
         limit: int | None,
         page_size: int | None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         for name, value in (("limit", limit), ("page_size", page_size)):
             if value is not None and (isinstance(value, bool) or value < 1):
@@ -348,6 +385,7 @@ class _Pages:
             "function": function,
             "status": status,
             "schedule": schedule,
+            "tags": dict(tags or {}),
         }
         self.left = limit
         self.page_size = page_size
@@ -462,10 +500,17 @@ class Client(_Base):
         return FunctionList.model_validate(self._send(self._routes.functions())).functions
 
     def start(
-        self, name: str, *args: Any, id: str | None = None, wait: float | None = None, **kwargs: Any
+        self,
+        name: str,
+        *args: Any,
+        id: str | None = None,
+        wait: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> StatusDocument:
-        """Start ``name`` with these arguments (``POST /functions/{name}``)."""
-        call = self._routes.start(name, args, kwargs, id, wait)
+        """Start ``name`` with these arguments (``POST /functions/{name}``), tagged
+        with ``tags``."""
+        call = self._routes.start(name, args, kwargs, id, wait, tags)
         return StatusDocument.model_validate(self._send(call))
 
     def status(self, id: str, *, wait: float | None = None) -> StatusDocument:
@@ -498,17 +543,59 @@ class Client(_Base):
         function: str | None = None,
         status: str | None = None,
         schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
         limit: int | None = None,
         page_size: int | None = None,
     ) -> Iterator[StatusDocument]:
         """Invocations, newest first, following the cursor page after page.
 
-        ``limit`` is how many it yields at most in all (``None``: every one);
-        ``page_size`` how many each request asks for (the server's default, 20,
-        at most 100)."""
-        pages = _Pages(function, status, schedule, limit, page_size)
+        ``tags``: only those carrying every one of these tags. ``limit`` is how
+        many it yields at most in all (``None``: every one); ``page_size`` how
+        many each request asks for (the server's default, 20, at most 100)."""
+        pages = _Pages(function, status, schedule, limit, page_size, tags)
         while (call := pages.next_call(self._routes)) is not None:
             yield from pages.take(self._send(call))
+
+    def rerun(self, id: str, *, new_id: str | None = None) -> StatusDocument:
+        """Start settled invocation ``id`` again, with its function, arguments and
+        tags, as invocation ``new_id`` (``POST /invocations/{id}/rerun``)."""
+        return StatusDocument.model_validate(self._send(self._routes.rerun(id, new_id)))
+
+    def cancel_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> BulkResult:
+        """Cancel the invocations the filters find, at most ``limit`` (1-1000, the
+        server's default 100), newest first; ``next`` continues."""
+        filters = {"function": function, "status": status, "schedule": schedule}
+        call = self._routes.bulk("cancel", {**filters, "tags": tags, "limit": limit}, cursor)
+        return BulkResult.model_validate(self._send(call))
+
+    def rerun_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> BulkResult:
+        """Rerun the (settled) invocations the filters find, as :meth:`cancel_many`."""
+        filters = {"function": function, "status": status, "schedule": schedule}
+        call = self._routes.bulk("rerun", {**filters, "tags": tags, "limit": limit}, cursor)
+        return BulkResult.model_validate(self._send(call))
+
+    def stats(self, name: str, *, window: int | None = None) -> FunctionStats:
+        """``name``'s counts, durations and failure rate over the last ``window``
+        seconds (the server's default, 3600)."""
+        return FunctionStats.model_validate(self._send(self._routes.stats(name, window)))
 
     def tree(self, id: str) -> TreeNode:
         return TreeNode.model_validate(self._send(self._routes.tree(id)))
@@ -570,9 +657,15 @@ class AsyncClient(_Base):
         return FunctionList.model_validate(await self._send(self._routes.functions())).functions
 
     async def start(
-        self, name: str, *args: Any, id: str | None = None, wait: float | None = None, **kwargs: Any
+        self,
+        name: str,
+        *args: Any,
+        id: str | None = None,
+        wait: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> StatusDocument:
-        call = self._routes.start(name, args, kwargs, id, wait)
+        call = self._routes.start(name, args, kwargs, id, wait, tags)
         return StatusDocument.model_validate(await self._send(call))
 
     async def status(self, id: str, *, wait: float | None = None) -> StatusDocument:
@@ -608,13 +701,48 @@ class AsyncClient(_Base):
         function: str | None = None,
         status: str | None = None,
         schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
         limit: int | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[StatusDocument]:
-        pages = _Pages(function, status, schedule, limit, page_size)
+        pages = _Pages(function, status, schedule, limit, page_size, tags)
         while (call := pages.next_call(self._routes)) is not None:
             for doc in pages.take(await self._send(call)):
                 yield doc
+
+    async def rerun(self, id: str, *, new_id: str | None = None) -> StatusDocument:
+        return StatusDocument.model_validate(await self._send(self._routes.rerun(id, new_id)))
+
+    async def cancel_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> BulkResult:
+        filters = {"function": function, "status": status, "schedule": schedule}
+        call = self._routes.bulk("cancel", {**filters, "tags": tags, "limit": limit}, cursor)
+        return BulkResult.model_validate(await self._send(call))
+
+    async def rerun_many(
+        self,
+        *,
+        function: str | None = None,
+        status: str | None = None,
+        schedule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> BulkResult:
+        filters = {"function": function, "status": status, "schedule": schedule}
+        call = self._routes.bulk("rerun", {**filters, "tags": tags, "limit": limit}, cursor)
+        return BulkResult.model_validate(await self._send(call))
+
+    async def stats(self, name: str, *, window: int | None = None) -> FunctionStats:
+        return FunctionStats.model_validate(await self._send(self._routes.stats(name, window)))
 
     async def tree(self, id: str) -> TreeNode:
         return TreeNode.model_validate(await self._send(self._routes.tree(id)))

@@ -38,12 +38,30 @@ class Links(BaseModel):
     cancel: str
 
 
+class LastError(BaseModel):
+    type: str = Field(description="The exception's class name")
+    message: str
+    step: str | None = Field(description="The failing step's id, null for the function itself")
+    at: str | None = Field(description="ISO-8601 UTC")
+    next_attempt_at: str | None = Field(description="ISO-8601 UTC, null when none is planned")
+
+
 class StatusDocument(BaseModel):
     model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
 
     id: str
     function: str | None
     status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
+    tags: dict[str, str] = Field(default={}, description="The tags it was started with")
+    rerun_of: str | None = Field(
+        default=None, description="On a rerun: the id of the invocation it reruns"
+    )
+    attempts: int | None = Field(
+        default=None, description="While pending, once something failed: attempts so far"
+    )
+    last_error: LastError | None = Field(
+        default=None, description="While pending, once something failed: the newest failure"
+    )
     result: Any = Field(default=None, description="Only when resolved")
     error: ErrorInfo | None = Field(default=None, description="Only when rejected")
     awaiting: list[str] | None = Field(
@@ -57,6 +75,46 @@ class StatusDocument(BaseModel):
 class InvocationList(BaseModel):
     invocations: list[StatusDocument] = Field(description="Newest first")
     next: str | None = Field(description="The cursor of the next page, null on the last")
+
+
+class Skipped(BaseModel):
+    id: str
+    reason: str = Field(description="The single route's problem: '<slug>: <detail>'")
+
+
+class BulkResult(BaseModel):
+    """The answer of ``POST /invocations/cancel`` and ``POST /invocations/rerun``."""
+
+    matched: int = Field(description="Invocations the filters found on this page")
+    done: list[str] = Field(description="Ids acted on")
+    skipped: list[Skipped] = Field(description="Ids the single route's rules refused, and why")
+    next: str | None = Field(description="The cursor continuing the filter, null at its end")
+
+
+class StatusCounts(BaseModel):
+    pending: int
+    resolved: int
+    rejected: int
+    canceled: int
+    timedout: int
+
+
+class Durations(BaseModel):
+    p50: float
+    p95: float
+    max: float
+
+
+class FunctionStats(BaseModel):
+    """``GET /functions/{name}/stats``: over invocations created within the window."""
+
+    function: str
+    window: int = Field(description="Seconds")
+    counts: StatusCounts
+    duration_ms: Durations | None = Field(description="Of the settled ones; null when none")
+    failure_rate: float | None = Field(
+        description="(rejected + timedout) / settled; null when none settled"
+    )
 
 
 class TreeNode(BaseModel):

@@ -22,6 +22,7 @@ Slug = Literal[
     "backend-unavailable",
     "too-many-waiters",
     "invalid-query",
+    "invalid-tags",
 ]
 
 PROBLEM_TYPE_PREFIX = "urn:resonate-web:problem:"
@@ -44,6 +45,7 @@ _TITLES: dict[Slug, tuple[int, str]] = {
     "backend-unavailable": (503, "Backend unavailable"),
     "too-many-waiters": (503, "Too many waiters"),
     "invalid-query": (400, "Invalid query"),
+    "invalid-tags": (400, "Invalid tags"),
 }
 
 

@@ -56,6 +56,10 @@ def test_a_static_token_guards_every_route_but_health(token_client: httpx.Client
         ("GET", f"{P}/invocations"),
         ("GET", f"{P}/invocations/x/tree"),
         ("POST", f"{P}/invocations/x/cancel"),
+        ("POST", f"{P}/invocations/x/rerun"),
+        ("POST", f"{P}/invocations/cancel?function=add"),
+        ("POST", f"{P}/invocations/rerun?function=add"),
+        ("GET", f"{P}/functions/add/stats"),
         ("GET", f"{P}/promises/x:1"),
         ("POST", f"{P}/promises/x:1/resolve"),
         ("GET", f"{P}/openapi.json"),
@@ -190,3 +194,36 @@ def test_principals_never_see_each_others_work(jwt_client: httpx.Client, uid: st
     assert client.get(f"{P}/invocations/{uid}-ap?wait=5", headers=alice).json()["result"] == (
         "alice"
     )
+
+
+def test_principals_rerun_cancel_and_count_only_their_own(
+    jwt_client: httpx.Client, uid: str
+) -> None:
+    client = jwt_client
+    alice = bearer(token_for(**_good(prefix=f"a{uid}-")))
+    bob = bearer(token_for(**_good(prefix=f"b{uid}-")))
+
+    def post(path: str, who: dict[str, str], body: Any = None) -> Any:
+        content = b"" if body is None else json.dumps(body).encode()
+        return client.post(f"{P}{path}", content=content, headers={**JSON, **who})
+
+    tagged = {"args": ["no"], "tags": {"team": "t"}}
+    assert post(f"/functions/fail?id={uid}&wait=5", alice, tagged).json()["status"] == "rejected"
+    slow = {"args": [30, "x"], "tags": {"team": "t"}}
+    assert post(f"/functions/slow?id={uid}-s", bob, slow).status_code == 202
+    # Bob can neither rerun Alice's invocation nor reach it in bulk.
+    assert_problem(post(f"/invocations/{uid}/rerun", bob), 404, "not-found")
+    bulk = post("/invocations/rerun?tag=team:t", bob).json()
+    assert bulk["done"] == [] and [s["id"] for s in bulk["skipped"]] == [f"{uid}-s"]
+    assert post("/invocations/cancel?tag=team:t", alice).json()["matched"] == 1  # her own
+    # Alice's rerun is hers, shown with her ids.
+    rerun = post(f"/invocations/{uid}/rerun?id={uid}-r", alice)
+    assert rerun.status_code == 201 and rerun.json()["rerun_of"] == uid
+    assert rerun.json()["id"] == f"{uid}-r"
+    assert_problem(client.get(f"{P}/invocations/{uid}-r", headers=bob), 404, "not-found")
+    # Statistics count each one's own.
+    mine = client.get(f"{P}/functions/fail/stats", headers=alice).json()["counts"]
+    theirs = client.get(f"{P}/functions/fail/stats", headers=bob).json()["counts"]
+    assert mine["rejected"] >= 1 and sum(theirs.values()) == 0
+    cancel = post("/invocations/cancel?tag=team:t", bob).json()
+    assert cancel["done"] == [f"{uid}-s"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -142,3 +143,17 @@ def test_tree_shows_an_awaited_promise(client: httpx.Client, uid: str) -> None:
 
 def test_tree_of_an_unknown_invocation_is_404(client: httpx.Client) -> None:
     assert_problem(client.get(f"{P}/invocations/nobody-{uuid.uuid4().hex}/tree"), 404, "not-found")
+
+
+def test_a_ctx_run_step_is_named_by_its_function(client: httpx.Client, uid: str) -> None:
+    """The SDK leaves a local step's param empty; its function's name rides along."""
+    start(client, "wide", {"args": [2]}, id=uid)
+    tree: dict[str, Any] = {}
+    for _ in range(200):
+        tree = client.get(f"{P}/invocations/{uid}/tree").json()
+        if len(tree["children"]) == 3:
+            break
+        status(client, uid, wait=0.05)
+    steps = [(c["kind"], c.get("function")) for c in tree["children"]]
+    assert steps == [("call", "square"), ("call", "square"), ("promise", None)]
+    client.post(f"{P}/invocations/{uid}/cancel")

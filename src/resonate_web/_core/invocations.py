@@ -16,6 +16,7 @@ from typing import Any, Literal
 from resonate.types import PromiseRecord
 
 from resonate_web._core import sdk as _sdk
+from resonate_web._core import search as _search
 
 Status = Literal["pending", "resolved", "rejected", "canceled", "timedout"]
 
@@ -145,10 +146,16 @@ def document(
     self_link: str,
     awaiting: list[str] | None = None,
     failure: dict[str, Any] | None = None,
+    scope: str = "",
 ) -> dict[str, Any]:
-    """The status document for ``record`` (see the HTTP contract)."""
+    """The status document for ``record`` (see the HTTP contract), shown to a caller
+    whose ids are stored under ``scope``."""
     status = status_of(record)
     doc: dict[str, Any] = {"id": public_id, "function": function_of(record), "status": status}
+    doc["tags"] = _search.user_tags(record.tags)
+    rerun_of = record.tags.get(_search.RERUN_TAG)
+    if rerun_of is not None:
+        doc["rerun_of"] = rerun_of.removeprefix(scope)
     if status == "resolved":
         doc["result"] = record.value.data
     elif status == "rejected":

@@ -109,6 +109,39 @@ def idempotency_key(header: str) -> str:
     return validate_id(text, what="Idempotency-Key")
 
 
+_TAG_KEY_RE = re.compile(r"[a-z0-9_.-]{1,64}")
+#: At most this many tags on an invocation; a value at most this long.
+MAX_TAGS = 16
+MAX_TAG_VALUE = 256
+
+
+def validate_tags(value: Any) -> dict[str, str]:
+    """A user's tags (contract v3): at most 16; keys 1-64 characters of ``a-z 0-9 _ . -``
+    not starting with ``resonate``; values strings of at most 256 characters. Else 400
+    ``invalid-tags``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Problem(
+            "invalid-tags", 'tags are a JSON object of strings, as in {"customer": "c-7"}'
+        )
+    if len(value) > MAX_TAGS:
+        raise Problem("invalid-tags", f"at most {MAX_TAGS} tags, got {len(value)}")
+    for key, tag in value.items():
+        if not _TAG_KEY_RE.fullmatch(key) or key.startswith("resonate"):
+            raise Problem(
+                "invalid-tags",
+                f"tag key {key[:80]!r} is not 1-64 characters of a-z 0-9 _ . - "
+                "(and may not start with 'resonate')",
+            )
+        if not isinstance(tag, str) or len(tag) > MAX_TAG_VALUE:
+            raise Problem(
+                "invalid-tags",
+                f"tag {key!r}: a value is a string of at most {MAX_TAG_VALUE} characters",
+            )
+    return dict(value)
+
+
 def new_id() -> str:
     """An unguessable invocation id (128 random bits)."""
     return secrets.token_hex(16)

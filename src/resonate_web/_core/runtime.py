@@ -587,14 +587,15 @@ class Runtime:
         kwargs: dict[str, Any],
         *,
         owner: str = "",
+        tags: dict[str, str] | None = None,
     ) -> ResonateHandle[Any]:
         """Start ``exposed`` as invocation ``id`` with bound arguments: the one launch path.
 
         Returns the SDK's handle at once; the durable promise is created in the
         background (``await handle.id()`` confirms it), tagged with ``owner``
-        (the caller's id prefix) so listings find it.
+        (the caller's id prefix) so listings find it, and with the stored ``tags``.
         """
-        with _search.owned_by(owner), _search.traced(telemetry.traceparent()):
+        with _search.owned_by(owner, tags), _search.traced(telemetry.traceparent()):
             return self._launch(exposed, id, args, kwargs)
 
     def _launch(
@@ -618,6 +619,7 @@ class Runtime:
             logger.warning("resonate-web: %s", problem)
         _sdk.quiet_settled_elsewhere()
         _sdk.steps_in_threads(timekeeping.user_code)
+        _sdk.name_steps()
         _sdk.report_failures(_step_failed)
         clock = timekeeping.active()
         if clock is not None and self.settings.backend != "embedded":

@@ -69,9 +69,11 @@ __all__ = [
     "embedded_deadlines",
     "event_stream",
     "extract_action_data",
+    "function_stats",
     "held_tasks",
     "http_connection",
     "is_workflow",
+    "name_steps",
     "note_failure",
     "postgres_connection",
     "prune_embedded",
@@ -712,10 +714,32 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
                 rows = [row[0] for row in await cursor.fetchall()]
             return _search_reply(req, _search.page_of(rows, query))
 
+        async def function_stats(
+            self, tags: dict[str, str], since: int
+        ) -> tuple[dict[str, int], dict[str, float] | None]:
+            async with self._sessions.session() as conn:
+                cursor = await conn.execute(_search.PG_STATS, [json.dumps(tags), since])
+                row = await cursor.fetchone()
+            return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 3)
+
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))
 
     return _PostgresConnection(conninfo=conninfo, pid=pid, group=group)
+
+
+async def function_stats(
+    client: Resonate, tags: dict[str, str], since: int
+) -> tuple[dict[str, int], dict[str, float] | None] | None:
+    """Counts by status and ``{p50, p95, max}`` durations of the root invocations
+    carrying ``tags`` created since ``since`` (unix ms), as one query where the
+    backend's connection has one (Postgres); ``None`` where it has not (the caller
+    reads the function's tag search instead)."""
+    answer = getattr(client._network, "function_stats", None)
+    if answer is None:
+        return None
+    found: tuple[dict[str, int], dict[str, float] | None] = await answer(tags, since)
+    return found
 
 
 # ── long-lived streams and leases ─────────────────────────────────────────
@@ -914,6 +938,27 @@ def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an async callable instance
     )
+
+
+def name_steps() -> None:
+    """Tag every ``ctx.run`` step's promise with the name of the function it runs
+    (idempotent): the SDK leaves a local step's param empty, so the tree and the
+    dashboard would know the step by its id alone."""
+    if getattr(Context, "_resonate_web_named", False):
+        return
+    original = Context.run
+
+    def run(self: Context, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with _search.naming_step() as step:
+            future = original(self, fn, *args, **kwargs)
+            # The create is sent from a task started within, which runs later and
+            # sees the holder filled in.
+            step["id"] = future._id
+            step["name"] = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+        return future
+
+    Context.run = run  # type: ignore[method-assign]
+    Context._resonate_web_named = True  # type: ignore[attr-defined]
 
 
 def steps_in_threads(

@@ -48,6 +48,22 @@ FAILURE_TAG = "resonate-web:failure-of"
 #: one that was there already (a replay, or another request's).
 LAUNCH_TAG = "resonate-web:launch"
 
+#: A user's tag ``key`` (contract v3) is stored as ``USER_TAG + key``: apart from the
+#: internal ones, and shown back without the prefix.
+USER_TAG = "resonate-web:tag:"
+#: On a root invocation started by a rerun: the stored id of the invocation it reruns.
+RERUN_TAG = "resonate-web:rerun-of"
+
+
+def stored_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A user's tags as the backend stores them."""
+    return {USER_TAG + k: v for k, v in tags.items()}
+
+
+def user_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The user's tags among a record's ``tags`` (the internal ones left out)."""
+    return {k[len(USER_TAG) :]: v for k, v in sorted(tags.items()) if k.startswith(USER_TAG)}
+
 
 @dataclass
 class Launch:
@@ -90,13 +106,22 @@ _TRACEPARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 TRACEPARENT_TAG = "resonate-web:traceparent"
 
 
+#: More tags for the root invocation being started (the user's, a rerun's).
+_EXTRA: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "resonate_web_extra_tags", default=None
+)
+
+
 @contextlib.contextmanager
-def owned_by(owner: str) -> Iterator[None]:
-    """Root invocations started within are tagged with :data:`OWNER_TAG` ``owner``."""
+def owned_by(owner: str, extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Root invocations started within are tagged with :data:`OWNER_TAG` ``owner``,
+    and with the stored tags ``extra``."""
     token = _OWNER.set(owner)
+    extra_token = _EXTRA.set(extra)
     try:
         yield
     finally:
+        _EXTRA.reset(extra_token)
         _OWNER.reset(token)
 
 
@@ -110,12 +135,60 @@ def traced(traceparent: str | None) -> Iterator[None]:
         _TRACEPARENT.reset(token)
 
 
+#: On a ``ctx.run`` step: the name of the function it runs. The SDK leaves a local
+#: step's param empty (nothing reads it back), so without this tag the step is
+#: known only by its id.
+STEP_TAG = "resonate-web:step"
+
+#: The step ``ctx.run`` is creating: ``{"id", "name"}``, filled in once the SDK has
+#: built its create (see ``_sdk.name_steps``); the create is sent from a task that
+#: inherits this holder.
+_STEP: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "resonate_web_step", default=None
+)
+
+
+@contextlib.contextmanager
+def naming_step() -> Iterator[dict[str, str]]:
+    """A step created from within is tagged with :data:`STEP_TAG`, once the holder
+    yielded names its ``id`` and ``name``."""
+    holder: dict[str, str] = {}
+    token = _STEP.set(holder)
+    try:
+        yield holder
+    finally:
+        _STEP.reset(token)
+
+
+def _tag_step(envelope: dict[str, Any]) -> bool:
+    """Tag the create in ``envelope`` (a ``promise.create``, or a ``task.fence`` whose
+    action is one) with :data:`STEP_TAG` if it is the step being named; whether it was."""
+    step = _STEP.get()
+    if envelope.get("kind") == "task.fence":
+        fenced = envelope.get("data")
+        action = fenced.get("action") if isinstance(fenced, dict) else None
+        if not isinstance(action, dict):
+            return False
+        envelope = action
+    data = envelope.get("data")
+    if not step or "name" not in step or not isinstance(data, dict):
+        return False
+    if envelope.get("kind") != "promise.create" or data.get("id") != step.get("id"):
+        return False
+    tags = data.get("tags")
+    if not isinstance(tags, dict):
+        return False
+    tags.setdefault(STEP_TAG, step["name"])
+    return True
+
+
 #: The backend states a search may filter on.
 STATES = frozenset({"pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 _CREATE_KINDS = ('{"kind":"task.create"', '{"kind":"promise.create"')
+_FENCE = '{"kind":"task.fence"'
 
 
 def _root_create(envelope: dict[str, Any]) -> dict[str, Any] | None:
@@ -156,11 +229,18 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
 
     Cheap for every other request: only a create is parsed.
     """
+    if request.startswith(_FENCE) and _STEP.get():
+        envelope = json.loads(request)
+        if _tag_step(envelope):
+            return json.dumps(envelope, separators=(",", ":")), None
+        return request, None
     if not request.startswith(_CREATE_KINDS):
         return request, None
     envelope = json.loads(request)
     create = _root_create(envelope)
     if create is None:
+        if _tag_step(envelope):
+            return json.dumps(envelope, separators=(",", ":")), None
         return request, None
     tags: dict[str, str] = create["tags"]
     launch = _LAUNCH.get()
@@ -172,6 +252,8 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
     owner = _OWNER.get()
     if owner:
         tags.setdefault(OWNER_TAG, owner)
+    for key, value in (_EXTRA.get() or {}).items():
+        tags.setdefault(key, value)
     traceparent = _TRACEPARENT.get()
     if traceparent:
         tags.setdefault(TRACEPARENT_TAG, traceparent)
@@ -233,6 +315,41 @@ WHERE (%s::text IS NULL OR p.state = %s)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT %s
 """
+
+
+#: A function's statistics (see resonate_web._gateway.operations) as one aggregate query: counts
+#: by state (a pending promise past its timeout counts as timed out, as reads show
+#: it) and the settled ones' durations, over the roots carrying the tags
+#: ``%s`` (jsonb) created since ``%s`` (unix ms).
+PG_STATS = """
+WITH found AS (
+  SELECT CASE WHEN p.state = 'pending' AND p.timeout_at <= now_ms.at
+              THEN 'rejected_timedout' ELSE p.state END AS state,
+         COALESCE(p.settled_at, LEAST(p.timeout_at, now_ms.at)) - p.created_at AS duration
+  FROM resonate.promises p,
+       (SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS at) now_ms
+  WHERE p.tags @> %s::jsonb AND p.created_at >= %s
+)
+SELECT count(*) FILTER (WHERE state = 'pending'),
+       count(*) FILTER (WHERE state = 'resolved'),
+       count(*) FILTER (WHERE state = 'rejected'),
+       count(*) FILTER (WHERE state = 'rejected_canceled'),
+       count(*) FILTER (WHERE state = 'rejected_timedout'),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
+       max(duration) FILTER (WHERE state <> 'pending')
+FROM found
+"""
+
+
+def stats_of_row(row: tuple[Any, ...]) -> tuple[dict[str, int], dict[str, float] | None]:
+    """:data:`PG_STATS`'s row as counts by status and ``{p50, p95, max}`` (or None)."""
+    names = ("pending", "resolved", "rejected", "canceled", "timedout")
+    counts = {name: int(n or 0) for name, n in zip(names, row[:5], strict=True)}
+    p50, p95, most = row[5:8]
+    if most is None:
+        return counts, None
+    return counts, {"p50": float(p50), "p95": float(p95), "max": float(most)}
 
 
 def pg_parameters(query: dict[str, Any]) -> list[Any]:

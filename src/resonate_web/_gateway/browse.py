@@ -15,6 +15,7 @@ import binascii
 import functools
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from resonate.types import PromiseRecord
@@ -22,7 +23,7 @@ from resonate.types import PromiseRecord
 from resonate_web._core import invocations
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
-from resonate_web._core.parsing import validate_id
+from resonate_web._core.parsing import validate_id, validate_tags
 from resonate_web._gateway.contract import Request, Response, Service
 from resonate_web.problems import Problem
 from resonate_web.settings import did_you_mean
@@ -41,7 +42,7 @@ _STATES = {
     "canceled": "rejected_canceled",
     "timedout": "rejected_timedout",
 }
-_QUERY = {"function", "status", "schedule", "limit", "cursor"}
+_QUERY = {"function", "status", "schedule", "tag", "limit", "cursor"}
 
 
 def _invalid(detail: str) -> Problem:
@@ -51,11 +52,11 @@ def _invalid(detail: str) -> Problem:
 # ── GET /invocations ────────────────────────────────────────────────────────
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None, most: int = MAX_LIST, default: int = DEFAULT_LIST) -> int:
     if raw is None:
-        return DEFAULT_LIST
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
-        raise _invalid(f"limit is a whole number from 1 to {MAX_LIST}, got {raw!r}")
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise _invalid(f"limit is a whole number from 1 to {most}, got {raw!r}")
     return int(raw)
 
 
@@ -76,13 +77,61 @@ def _next(backend_cursor: str | None, filters: dict[str, str]) -> str | None:
     return base64.urlsafe_b64encode(data.encode()).decode()
 
 
-async def list_invocations(gw: Service, request: Request) -> Any:
+@dataclass(frozen=True)
+class Query:
+    """A listing's filters, checked: the search to ask the backend, and how to
+    read and continue its answer."""
+
+    state: str | None
+    tags: dict[str, str]
+    function: str | None
+    limit: int
+    cursor: str | None
+    filters: dict[str, Any]
+
+    def next(self, backend_cursor: str | None) -> str | None:
+        """The cursor that continues this query after ``backend_cursor``."""
+        return _next(backend_cursor, self.filters)
+
+
+def tag_filter(raw: str) -> tuple[str, str]:
+    """``key:value`` as a tag to match (a key as the start route's rules have it)."""
+    key, colon, value = raw.partition(":")
+    if not colon:
+        raise _invalid(f"tag is key:value, got {raw[:80]!r}")
+    try:
+        validate_tags({key: value})
+    except Problem as problem:
+        raise _invalid(problem.detail) from None
+    return key, value
+
+
+def parse_query(
+    gw: Service,
+    request: Request,
+    *,
+    max_limit: int = MAX_LIST,
+    default_limit: int = DEFAULT_LIST,
+    require_filter: bool = False,
+) -> Query:
+    """The list route's filters (``function``, ``status``, ``schedule``, ``tag``
+    repeatable, ``limit``, ``cursor``), or 400 ``invalid-query``."""
     query = request.query
     unknown = sorted(set(query) - _QUERY)
     if unknown:
         raise _invalid(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
-    limit = _limit(query.get("limit"))
-    filters = {k: query[k] for k in ("function", "status", "schedule") if k in query}
+    limit = _limit(query.get("limit"), max_limit, default_limit)
+    filters: dict[str, Any] = {
+        k: query[k] for k in ("function", "status", "schedule") if k in query
+    }
+    matched: dict[str, str] = {}
+    for key, value in map(tag_filter, request.tag_filters):
+        if matched.setdefault(key, value) != value:
+            raise _invalid(f"tag {key!r} is given twice with different values: none could match")
+    if request.tag_filters:
+        filters["tag"] = list(request.tag_filters)
+    if require_filter and not filters:
+        raise _invalid("name the invocations: at least one of function, status, tag, schedule")
     backend_cursor = None
     if query.get("cursor"):  # an empty cursor= is no cursor: the first page
         resumed = _cursor(query["cursor"])
@@ -106,8 +155,24 @@ async def list_invocations(gw: Service, request: Request) -> Any:
         tags = {_search.FUNCTION_TAG: function} if function else {_search.INVOCATION_TAG: "true"}
         if request.scope:
             tags[_search.OWNER_TAG] = request.scope
+    tags.update(_search.stored_tags(matched))
     state = _STATES[status] if status else None
-    found = await gw.bounded(gw.runtime.client.promises.search(state, tags, limit, backend_cursor))
+    return Query(state, tags, function, limit, backend_cursor, filters)
+
+
+def shown(gw: Service, request: Request, query: Query, record: PromiseRecord) -> bool:
+    """Whether a record a listing's search found is one the caller may see."""
+    function = invocations.function_of(record)
+    return (
+        function in gw.runtime.listed
+        and record.id.startswith(request.scope)
+        and (query.function is None or function == query.function)
+    )
+
+
+async def list_invocations(gw: Service, request: Request) -> Any:
+    q = parse_query(gw, request)
+    found = await gw.bounded(gw.runtime.client.promises.search(q.state, q.tags, q.limit, q.cursor))
     pending = [r.id for r in found.promises if r.state == "pending"]
     failed = dict(
         zip(
@@ -122,13 +187,12 @@ async def list_invocations(gw: Service, request: Request) -> Any:
             public_id=r.id.removeprefix(request.scope),
             self_link=gw.link(request.prefix, r.id.removeprefix(request.scope)),
             failure=failure_fields(failed.get(r.id), request.scope),
+            scope=request.scope,
         )
         for r in found.promises
-        if invocations.function_of(r) in exposed
-        and r.id.startswith(request.scope)
-        and (function is None or invocations.function_of(r) == function)
+        if shown(gw, request, q, r)
     ]
-    return Response(200, {"invocations": docs, "next": _next(found.cursor, filters)})
+    return Response(200, {"invocations": docs, "next": q.next(found.cursor)})
 
 
 # ── the lineage: tree and awaiting ──────────────────────────────────────────
@@ -220,7 +284,7 @@ def _node(
     kind = _kind(record)
     node: dict[str, Any] = {"id": record.id.removeprefix(scope), "kind": kind}
     if kind == "call":
-        node["function"] = invocations.function_of(record)
+        node["function"] = invocations.function_of(record) or record.tags.get(_search.STEP_TAG)
     node["status"] = invocations.status_of(record)
     node["created_at"] = invocations.iso(record.created_at)
     if record.state != "pending":

@@ -22,8 +22,10 @@ from resonate_web.problems import PROBLEM_CONTENT_TYPE, Problem
 if TYPE_CHECKING:
     import asyncio
 
+    from resonate.handle import ResonateHandle
     from resonate.types import PromiseRecord
 
+    from resonate_web._core.exposure import Exposed
     from resonate_web._core.runtime import Runtime
     from resonate_web.settings import Settings
 
@@ -71,6 +73,8 @@ class Request:
     prefix: str = ""
     user: Any = None
     principal: Principal | None = None
+    #: Every value of the repeatable ``tag`` query parameter, in order.
+    tag_filters: tuple[str, ...] = ()
 
     @property
     def scope(self) -> str:
@@ -160,5 +164,17 @@ class Service(Protocol):
     ) -> dict[str, Any]: ...
 
     def link(self, prefix: str, id: str) -> str: ...
+
+    async def begin(
+        self,
+        exposed: Exposed,
+        id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+        rerun_of: str | None = None,
+    ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]: ...
 
     def announce(self, id: str, record: PromiseRecord) -> None: ...

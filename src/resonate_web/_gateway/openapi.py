@@ -17,7 +17,9 @@ from pydantic.json_schema import models_json_schema
 
 from resonate_web._core.exposure import Exposed
 from resonate_web.models import (
+    BulkResult,
     FunctionList,
+    FunctionStats,
     Health,
     InvocationList,
     ProblemDetails,
@@ -32,6 +34,8 @@ from resonate_web.problems import PROBLEM_CONTENT_TYPE
 
 _REF = "#/components/schemas/{model}"
 _MODELS = (
+    BulkResult,
+    FunctionStats,
     FunctionList,
     StatusDocument,
     Health,
@@ -117,6 +121,17 @@ _SSE_EVENT = {
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}}
 
 
+#: The ``tags`` member of a start's body (contract v3).
+_TAGS = {
+    "type": "object",
+    "description": "The invocation's tags: at most 16; keys of a-z 0-9 _ . - not "
+    "starting with 'resonate'",
+    "maxProperties": 16,
+    "propertyNames": {"pattern": "^(?!resonate)[a-z0-9_.-]{1,64}$"},
+    "additionalProperties": {"type": "string", "maxLength": 256},
+}
+
+
 def _object(properties: dict[str, Any], required: list[str], extra: Any = False) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
@@ -140,6 +155,7 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
             {
                 "args": {"type": "array", "description": "Positional arguments"},
                 "kwargs": {"type": "object", "description": "Keyword arguments"},
+                "tags": _TAGS,
             },
             [],
         )
@@ -176,6 +192,7 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
         {
             "args": args,
             "kwargs": _object(named, [p.name for p in keyword if p.name in required], extra),
+            "tags": _TAGS,
         },
         ["args"] if args["minItems"] else [],
     )
@@ -188,7 +205,8 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
                     {p.name: properties[p.name] for p in everything},
                     [p.name for p in everything if p.name in required],
                     extra,
-                )
+                ),
+                "tags": _TAGS,
             },
             ["kwargs"] if any(p.name in required for p in everything) else [],
         )
@@ -276,6 +294,122 @@ def _settle(action: str, member: str | None, tags: list[str]) -> dict[str, Any]:
     return operation
 
 
+def _filters(most: int) -> list[dict[str, Any]]:
+    """The list route's filters (and the bulk routes'), ``limit`` up to ``most``."""
+    return [
+        {"name": "function", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {
+                "type": "string",
+                "enum": ["pending", "resolved", "rejected", "canceled", "timedout"],
+            },
+        },
+        {"name": "schedule", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "tag",
+            "in": "query",
+            "description": "key:value; repeatable, every one must match",
+            "style": "form",
+            "explode": True,
+            "schema": {"type": "array", "items": {"type": "string"}},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": most},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+
+
+def _bulk(action: str, tags: list[str]) -> dict[str, Any]:
+    return {
+        "tags": tags,
+        "operationId": f"resonate_{action}_many",
+        "summary": f"{action.capitalize()} the invocations the filters find",
+        "description": "At least one of function, status, tag, schedule; at most limit "
+        "(default 100) invocations, newest first, each under the single route's rules.",
+        "parameters": _filters(1000),
+        "responses": {
+            "200": _json(BulkResult, "What was done, and what was skipped and why"),
+            **_problems(400, 503),
+        },
+    }
+
+
+def _operation_paths(prefix: str, tags: list[str]) -> dict[str, Any]:
+    """Rerun, the bulk actions and the statistics (contract v3)."""
+    return {
+        f"{prefix}/invocations/{{id}}/rerun": {
+            "post": {
+                "tags": tags,
+                "operationId": "resonate_rerun",
+                "summary": "Rerun a settled invocation",
+                "description": "A new invocation of the same function with the same "
+                "arguments and tags; the old one is untouched.",
+                "parameters": [
+                    _ID_PATH,
+                    {
+                        "name": "id",
+                        "in": "query",
+                        "required": False,
+                        "description": "The new invocation's id; default: random",
+                        "schema": {"type": "string", "pattern": _ID_PATTERN},
+                    },
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "The new invocation's id (wins over ?id=)",
+                        "schema": {"type": "string", "pattern": _KEY_PATTERN},
+                    },
+                ],
+                "responses": {
+                    "201": {
+                        **_json(StatusDocument, "The new invocation (with rerun_of)"),
+                        "headers": {
+                            "Location": {
+                                "description": "The new invocation's status URL",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    **_problems(400, 404, 409, 422, 503),
+                },
+            }
+        },
+        f"{prefix}/invocations/cancel": {"post": _bulk("cancel", tags)},
+        f"{prefix}/invocations/rerun": {"post": _bulk("rerun", tags)},
+        f"{prefix}/functions/{{name}}/stats": {
+            "get": {
+                "tags": tags,
+                "operationId": "resonate_stats",
+                "summary": "A function's statistics over a window",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "description": "Seconds (default 3600, at most 30 days)",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2592000},
+                    },
+                ],
+                "responses": {
+                    "200": _json(FunctionStats, "Counts, durations and failure rate"),
+                    **_problems(400, 404, 503),
+                },
+            }
+        },
+    }
+
+
 def _browse_paths(prefix: str, tags: list[str], promises: bool) -> dict[str, Any]:
     paths: dict[str, Any] = {
         f"{prefix}/invocations": {
@@ -283,24 +417,7 @@ def _browse_paths(prefix: str, tags: list[str], promises: bool) -> dict[str, Any
                 "tags": tags,
                 "operationId": "resonate_list",
                 "summary": "List invocations, newest first",
-                "parameters": [
-                    {"name": "function", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "enum": ["pending", "resolved", "rejected", "canceled", "timedout"],
-                        },
-                    },
-                    {"name": "schedule", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                ],
+                "parameters": _filters(100),
                 "responses": {
                     "200": _json(InvocationList, "A page of invocations"),
                     **_problems(400, 503),
@@ -411,6 +528,7 @@ def document(
         }
     }
     paths.update(_browse_paths(prefix, tags, promises))
+    paths.update(_operation_paths(prefix, tags))
     paths[f"{prefix}/health"] = {
         "get": {
             "tags": tags,

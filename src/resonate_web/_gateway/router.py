@@ -43,9 +43,10 @@ from resonate_web._core.parsing import (
     new_id,
     parse_wait,
     validate_id,
+    validate_tags,
 )
 from resonate_web._core.runtime import ConnectionWatch, Runtime, describe_backend
-from resonate_web._gateway import browse, dashboard, openapi, settling
+from resonate_web._gateway import browse, dashboard, openapi, operations, settling
 from resonate_web._gateway.auth import Authorize, authorize_from_settings, call_hook
 from resonate_web._gateway.contract import (
     DEV_SERVER,
@@ -63,7 +64,7 @@ logger = logging.getLogger("resonate_web")
 #: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
 WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
-_CALL_MEMBERS = frozenset({"args", "kwargs"})
+_CALL_MEMBERS = frozenset({"args", "kwargs", "tags"})
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,16 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("list_functions", "GET", "/functions", "List the exposed functions"),
     Route("start", "POST", "/functions/{name}", "Start an invocation"),
+    Route("stats", "GET", "/functions/{name}/stats", "A function's statistics over a window"),
+    Route("cancel_many", "POST", "/invocations/cancel", "Cancel the invocations a filter finds"),
+    Route("rerun_many", "POST", "/invocations/rerun", "Rerun the invocations a filter finds"),
     Route("status", "GET", "/invocations/{id}", "Read (or long-poll) an invocation"),
     Route("events", "GET", "/invocations/{id}/events", "Stream an invocation's status", True),
     Route("health", "GET", "/health", "Backend health"),
     Route("openapi", "GET", "/openapi.json", "This API's OpenAPI document"),
     Route("list", "GET", "/invocations", "List invocations, newest first"),
     Route("cancel", "POST", "/invocations/{id}/cancel", "Cancel an invocation"),
+    Route("rerun", "POST", "/invocations/{id}/rerun", "Rerun a settled invocation"),
     Route("tree", "GET", "/invocations/{id}/tree", "An invocation's durable steps"),
     Route("promise", "GET", "/promises/{id}", "Read a promise"),
     Route("resolve", "POST", "/promises/{id}/resolve", "Resolve a promise with a JSON value"),
@@ -151,6 +156,10 @@ class Gateway:
             "openapi": self.openapi,
             "list": functools.partial(browse.list_invocations, self),
             "cancel": functools.partial(settling.cancel_invocation, self),
+            "rerun": functools.partial(operations.rerun, self),
+            "cancel_many": functools.partial(operations.bulk, self, "cancel"),
+            "rerun_many": functools.partial(operations.bulk, self, "rerun"),
+            "stats": functools.partial(operations.stats, self),
             "tree": functools.partial(browse.tree, self),
             "promise": functools.partial(settling.get_promise, self),
             "resolve": functools.partial(settling.settle_promise, self, "resolve"),
@@ -308,7 +317,7 @@ class Gateway:
         await self.read(_HEALTH_PROBE_ID)
         return Response(200, {"status": "ok", "backend": self.settings.backend})
 
-    def _call_arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
+    def _call_arguments(self, request: Request) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
         payload = json_object(
             request.body,
             request.headers.get("content-type"),
@@ -324,7 +333,7 @@ class Gateway:
             raise Problem("invalid-json", "'args' must be a JSON array")
         if not isinstance(kwargs, dict):
             raise Problem("invalid-json", "'kwargs' must be a JSON object")
-        return args, kwargs
+        return args, kwargs, validate_tags(payload.get("tags"))
 
     def _invocation_id(self, request: Request) -> str:
         header = request.headers.get("idempotency-key")
@@ -339,23 +348,33 @@ class Gateway:
         return f"{prefix}/invocations/{id}"
 
     def _check_replay(
-        self, record: PromiseRecord, exposed: Exposed, args: list[Any], kwargs: dict[str, Any]
+        self,
+        record: PromiseRecord,
+        exposed: Exposed,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        tags: dict[str, str],
     ) -> None:
         stored = invocations.call_of(record)
-        if stored != (exposed.name, exposed.version, args, kwargs):
+        if stored != (exposed.name, exposed.version, args, kwargs) or (
+            _search.user_tags(record.tags) != dict(sorted(tags.items()))
+        ):
             raise Problem(
                 "idempotency-key-reused",
-                "this id already names an invocation with a different function or arguments",
+                "this id already names an invocation with a different function, arguments or tags",
             )
 
     async def start(self, request: Request) -> Response:
         exposed = self.runtime.function(request.path_params["name"])
         wait, noted = self._wait(request)
         id = scoped(request.scope, self._invocation_id(request))
-        args, kwargs = exposed.bind(*self._call_arguments(request))
+        args, kwargs, tags = self._call_arguments(request)
+        args, kwargs = exposed.bind(args, kwargs)
         # Kept from before the create: a quick function settles before the wait begins.
         with self.runtime.pushed.waiting(id):
-            record, handle = await self.begin(exposed, id, args, kwargs, owner=request.scope)
+            record, handle = await self.begin(
+                exposed, id, args, kwargs, owner=request.scope, tags=tags
+            )
             if wait > 0:
                 record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
         return await self._status_response(request, id, record, created=True, headers=noted)
@@ -368,6 +387,8 @@ class Gateway:
         kwargs: dict[str, Any],
         *,
         owner: str = "",
+        tags: dict[str, str] | None = None,
+        rerun_of: str | None = None,
     ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
@@ -375,10 +396,16 @@ class Gateway:
         execution); with another call, 422 ``idempotency-key-reused``. One call
         to the backend, the create; a backend that is down answers 503 and the
         create is dropped. Returns the record and, for a new invocation, its handle.
+        ``tags``: the user's (part of the call); ``rerun_of``: the stored id of the
+        invocation this one reruns.
         """
         handle: ResonateHandle[Any] | None
+        tags = tags or {}
+        extra = _search.stored_tags(tags)
+        if rerun_of is not None:
+            extra[_search.RERUN_TAG] = rerun_of
         with _search.launching(id) as launch:
-            handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner)
+            handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner, tags=extra)
         try:
             await self.bounded(handle.id())
         except Problem:
@@ -402,7 +429,7 @@ class Gateway:
                 self.feed.publish(id, record)
             if self.settings.ui or telemetry.counting():
                 self.feed.watch(self, id, exposed.name, handle)
-        self._check_replay(record, exposed, args, kwargs)
+        self._check_replay(record, exposed, args, kwargs, tags)
         return record, handle
 
     async def lookup(self, request: Request) -> tuple[str, PromiseRecord]:
@@ -614,6 +641,7 @@ class Gateway:
             self_link=self.link(prefix, public),
             awaiting=[a.removeprefix(scope) for a in awaiting] if awaiting else None,
             failure=browse.failure_fields(failure, scope),
+            scope=scope,
         )
 
     async def _status_response(

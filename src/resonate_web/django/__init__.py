@@ -16,6 +16,7 @@ resonate_worker`` runs the functions as a worker. See ``docs/django.md``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 try:
@@ -25,7 +26,7 @@ except ImportError as exc:  # pragma: no cover
         "resonate_web.django needs Django: pip install 'resonate-web[django]'"
     ) from exc
 
-from resonate_web._core.parsing import new_id, validate_id
+from resonate_web._core.parsing import new_id, validate_id, validate_tags
 from resonate_web._inprocess import AsyncClient, SyncClient
 from resonate_web.django import outbox
 from resonate_web.django.conf import state
@@ -69,6 +70,7 @@ def dispatch(
     on_commit: bool = True,
     using: str | None = None,
     robust: bool = False,
+    tags: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> str:
     """Start exposed function ``name`` as the routes would; returns its id at once.
@@ -81,7 +83,9 @@ def dispatch(
     never fails for it. ``on_commit=False`` starts it now; outside a
     transaction it starts now. The id (``id``, else a new unguessable one) is
     known before the start, so a page can link to the invocation. ``robust`` is
-    kept for compatibility: a start at the commit never raises.
+    kept for compatibility: a start at the commit never raises. ``tags``: the
+    invocation's tags (checked at once, ``invalid-tags``), part of the call like
+    its arguments.
 
     Arguments are bound and validated at once (a
     :class:`~resonate_web.Problem` ``invalid-arguments``); starting the same id
@@ -91,8 +95,9 @@ def dispatch(
     exposed = st.runtime.function(name)
     call_args, call_kwargs = exposed.bind(list(args), kwargs)
     id = new_id() if id is None else validate_id(id)
+    checked = validate_tags(dict(tags) if tags is not None else None)
     if on_commit and transaction.get_connection(using).in_atomic_block:
-        outbox.record(st, exposed, id, call_args, call_kwargs, using=using)
+        outbox.record(st, exposed, id, call_args, call_kwargs, tags=checked, using=using)
     else:
-        st.client.run(id, name, *call_args, **call_kwargs)
+        st.client.run(id, name, *call_args, tags=checked, **call_kwargs)
     return id

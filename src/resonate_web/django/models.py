@@ -23,6 +23,8 @@ class PendingStart(models.Model):  # type: ignore[misc]
     target = models.CharField(max_length=255, blank=True, default="")
     args = models.JSONField(default=list)
     kwargs = models.JSONField(default=dict)
+    #: The invocation's own tags (``dispatch(tags=...)``).
+    tags = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")

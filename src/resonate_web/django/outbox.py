@@ -53,6 +53,7 @@ def record(
     args: list[Any],
     kwargs: dict[str, Any],
     *,
+    tags: dict[str, str] | None = None,
     using: str | None = None,
 ) -> None:
     """Write the start of ``exposed`` as ``id`` into the outbox (in the current
@@ -64,6 +65,7 @@ def record(
         target=exposed.target or "",
         args=args,
         kwargs=kwargs,
+        tags=tags or {},
     )
     transaction.on_commit(lambda: send_now(st, id, using), using=using)
 
@@ -86,7 +88,10 @@ def _send(st: Hosted, row: Any, using: str | None) -> bool:
         exposed = runtime.internal(row.function) if row.internal else runtime.function(row.function)
         if row.target and exposed.mode == "dispatch":
             exposed = dataclasses.replace(exposed, target=row.target)
-        st.portal.call(st.gateway.begin(exposed, row.id, list(row.args), dict(row.kwargs)))
+        call = st.gateway.begin(
+            exposed, row.id, list(row.args), dict(row.kwargs), tags=dict(row.tags) or None
+        )
+        st.portal.call(call)
     except Problem as problem:
         if problem.status < 500:
             # Never startable (the function is gone, the id is taken by another

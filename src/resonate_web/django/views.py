@@ -87,6 +87,7 @@ def _neutral(request: HttpRequest, route: Route, params: dict[str, str], body: b
         path=request.path,
         path_params=params,
         query={k: v[0] for k, v in request.GET.lists() if v},
+        tag_filters=request.GET.getlist("tag"),
         headers=request.headers.items(),
         body=body,
         user=getattr(request, "user", None),

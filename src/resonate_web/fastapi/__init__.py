@@ -158,6 +158,7 @@ class ResonateRouter(APIRouter):
                 path=path,
                 path_params=request.path_params,
                 query=dict(request.query_params.items()),
+                tag_filters=request.query_params.getlist("tag"),
                 headers=request.headers.items(),
                 body=body,
                 user=principal if self._principal is not None else request.scope.get("user"),

@@ -214,6 +214,7 @@ def _view(route: Route) -> Callable[..., FlaskResponse]:
             path=path,
             path_params=path_params,
             query=request.args.to_dict(),
+            tag_filters=request.args.getlist("tag"),
             headers=request.headers.items(),
             body=body,
             user=request.environ.get("REMOTE_USER"),

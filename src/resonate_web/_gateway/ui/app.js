@@ -134,6 +134,19 @@
 
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
+  // "customer:c-7 order:o-1" as {customer: "c-7", order: "o-1"}.
+  function parseTags(text) {
+    const tags = {};
+    for (const part of text.trim().split(/\s+/).filter(Boolean)) {
+      const at = part.indexOf(":");
+      if (at < 1) throw new Error("a tag is key:value, got " + JSON.stringify(part));
+      tags[part.slice(0, at)] = part.slice(at + 1);
+    }
+    return tags;
+  }
+
+  const tagText = (tags) => Object.entries(tags || {}).map(([k, v]) => k + ":" + v).join(" ");
+
   // ── functions and the start form ──────────────────────────────────────────
 
   async function loadFunctions() {
@@ -150,12 +163,29 @@
     describeFunction();
   }
 
+  // A placeholder value of a parameter's JSON Schema: its default, else one of its type.
+  function placeholder(schema) {
+    if (!schema) return null;
+    if ("default" in schema) return schema.default;
+    const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+    return { integer: 0, number: 0, string: "", boolean: false, array: [], object: {} }[type] ?? null;
+  }
+
+  // Until the arguments are edited, they hold a skeleton of the function's parameters.
+  let argsEdited = false;
+  $("start-args").addEventListener("input", () => { argsEdited = true; });
+
   function describeFunction() {
     const fn = functions.find((f) => f.name === $("start-function").value);
-    const names = fn && fn.parameters && fn.parameters.properties ? Object.keys(fn.parameters.properties) : [];
+    const properties = fn && fn.parameters && fn.parameters.properties ? fn.parameters.properties : {};
+    const names = Object.keys(properties);
     const doc = fn && fn.description ? fn.description : "";
     $("start-doc").textContent = [doc, names.length ? "Parameters: " + names.join(", ") : ""]
       .filter(Boolean).join(" — ");
+    if (!argsEdited) {
+      const kwargs = Object.fromEntries(names.map((n) => [n, placeholder(properties[n])]));
+      $("start-args").value = JSON.stringify(names.length ? { kwargs } : { args: [] });
+    }
   }
 
   $("start-function").addEventListener("change", describeFunction);
@@ -173,6 +203,15 @@
     const name = $("start-function").value;
     const id = $("start-id").value.trim();
     try {
+      const tags = parseTags($("start-tags").value);
+      if (Object.keys(tags).length && payload && typeof payload === "object" && !Array.isArray(payload)) {
+        payload = Object.assign({}, payload, { tags: Object.assign({}, payload.tags || {}, tags) });
+      }
+    } catch (e) {
+      $("start-error").textContent = e.message;
+      return;
+    }
+    try {
       const doc = await post("/functions/" + enc(name) + (id ? "?id=" + enc(id) : ""), payload);
       upsert(doc);
       $("start-id").value = "";
@@ -184,10 +223,30 @@
 
   // ── the list ──────────────────────────────────────────────────────────────
 
+  function filterTags() {
+    try {
+      return parseTags($("filter-tags").value);
+    } catch (e) {
+      return null;
+    }
+  }
+
   function matches(doc) {
     const fn = $("filter-function").value;
     const status = $("filter-status").value;
-    return (!fn || doc.function === fn) && (!status || doc.status === status);
+    const tags = filterTags() || {};
+    const own = doc.tags || {};
+    return (!fn || doc.function === fn) && (!status || doc.status === status) &&
+      Object.entries(tags).every(([k, v]) => own[k] === v);
+  }
+
+  // The list's filters as query parameters (the list, bulk and statistics routes share them).
+  function filterQuery() {
+    const query = new URLSearchParams();
+    if ($("filter-function").value) query.set("function", $("filter-function").value);
+    if ($("filter-status").value) query.set("status", $("filter-status").value);
+    for (const [k, v] of Object.entries(filterTags() || {})) query.append("tag", k + ":" + v);
+    return query;
   }
 
   function row(doc) {
@@ -197,6 +256,7 @@
         el("code", { class: "id" }, doc.id),
         badge(doc.status),
         el("time", { datetime: doc.created_at || "" }, when(doc.created_at)),
+        ...(doc.tags && Object.keys(doc.tags).length ? [el("span", { class: "tags" }, tagText(doc.tags))] : []),
         ...(doc.last_error ? [retrying(doc)] : [])));
   }
 
@@ -224,9 +284,12 @@
   }
 
   async function loadList() {
-    const query = new URLSearchParams({ limit: "50" });
-    if ($("filter-function").value) query.set("function", $("filter-function").value);
-    if ($("filter-status").value) query.set("status", $("filter-status").value);
+    const query = filterQuery();
+    query.set("limit", "50");
+    if (filterTags() === null) {
+      $("list-error").textContent = "A tag filter is key:value, separated by spaces.";
+      return;
+    }
     try {
       const body = await api("/invocations?" + query);
       $("invocations").replaceChildren(...body.invocations.map(row));
@@ -237,8 +300,69 @@
     }
   }
 
-  $("filter-function").addEventListener("change", loadList);
-  $("filter-status").addEventListener("change", loadList);
+  function refilter() {
+    loadList();
+    loadStats();
+    $("bulk-result").textContent = "";
+    $("bulk-cancel").hidden = [...filterQuery().keys()].length === 0;
+  }
+
+  $("filter-function").addEventListener("change", refilter);
+  $("filter-status").addEventListener("change", refilter);
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("goto-id").value.trim();
+    if (id) {
+      $("goto-id").value = "";
+      location.hash = "#/invocations/" + enc(id);
+      return;
+    }
+    refilter();
+  });
+
+  // Bulk cancel of what the filters find, once confirmed (at most 100 at a time).
+  $("bulk-cancel").addEventListener("click", async () => {
+    const query = filterQuery();
+    if ([...query.keys()].length === 0) return;
+    const what = [...query.entries()].map(([k, v]) => k + "=" + v).join(", ");
+    if (!window.confirm("Cancel up to 100 invocations matching " + what + "?")) return;
+    query.set("limit", "100");
+    try {
+      const answer = await post("/invocations/cancel?" + query);
+      $("bulk-result").textContent = "Canceled " + answer.done.length + " of " + answer.matched +
+        " matching" + (answer.skipped.length ? "; skipped " + answer.skipped.length + " already settled" : "") +
+        (answer.next ? "; more match: run it again" : "") + ".";
+      loadList();
+    } catch (e) {
+      if (!(e instanceof Refused)) $("bulk-result").textContent = e.message;
+    }
+  });
+
+  // Per-function statistics over the last hour, when the list is filtered by a function.
+  async function loadStats() {
+    const name = $("filter-function").value;
+    const card = $("stats");
+    if (!name) {
+      card.hidden = true;
+      return;
+    }
+    try {
+      const s = await api("/functions/" + enc(name) + "/stats?window=3600");
+      if (name !== $("filter-function").value) return;
+      const d = s.duration_ms;
+      const ms = (v) => (v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(1) + " s");
+      card.replaceChildren(
+        el("h3", {}, s.function + " — last hour"),
+        el("ul", { class: "counts" },
+          ...Object.entries(s.counts).map(([k, v]) => el("li", { "data-status": k }, badge(k), " " + v))),
+        el("p", { class: "hint" },
+          (d ? "p50 " + ms(d.p50) + " · p95 " + ms(d.p95) + " · max " + ms(d.max) : "nothing settled") +
+          (s.failure_rate === null ? "" : " · failure rate " + (100 * s.failure_rate).toFixed(1) + "%")));
+      card.hidden = false;
+    } catch (e) {
+      card.hidden = true;
+    }
+  }
 
   let following = false;
   async function follow() {
@@ -278,6 +402,8 @@
       ["Created", when(doc.created_at)],
       ["Settled", when(doc.settled_at)],
       ["Duration", duration(doc.created_at, doc.settled_at)],
+      ["Tags", tagText(doc.tags)],
+      ["Rerun of", doc.rerun_of ? el("a", { href: "#/invocations/" + enc(doc.rerun_of) }, doc.rerun_of) : null],
     ];
     $("detail-facts").replaceChildren(...facts.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     const error = $("detail-error");
@@ -298,6 +424,7 @@
     $("detail-awaiting").hidden = awaiting.length === 0;
     $("awaiting-list").replaceChildren(...awaiting.map(promiseItem));
     $("cancel-button").hidden = doc.status !== "pending";
+    $("rerun-button").hidden = doc.status === "pending";
   }
 
   function promiseItem(id) {
@@ -417,6 +544,17 @@
       upsert(doc);
       render(doc);
       loadTree(doc.id);
+    } catch (e) {
+      if (!(e instanceof Refused)) $("detail-problem").textContent = e.message;
+    }
+  });
+
+  $("rerun-button").addEventListener("click", async () => {
+    if (!shownId) return;
+    try {
+      const doc = await post("/invocations/" + enc(shownId) + "/rerun");
+      upsert(doc);
+      location.hash = "#/invocations/" + enc(doc.id);
     } catch (e) {
       if (!(e instanceof Refused)) $("detail-problem").textContent = e.message;
     }

@@ -20,6 +20,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]
                 ("target", models.CharField(blank=True, default="", max_length=255)),
                 ("args", models.JSONField(default=list)),
                 ("kwargs", models.JSONField(default=dict)),
+                ("tags", models.JSONField(default=dict)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("attempts", models.PositiveIntegerField(default=0)),
                 ("last_error", models.TextField(blank=True, default="")),
