@@ -152,10 +152,6 @@ def document(
     whose ids are stored under ``scope``."""
     status = status_of(record)
     doc: dict[str, Any] = {"id": public_id, "function": function_of(record), "status": status}
-    doc["tags"] = _search.user_tags(record.tags)
-    rerun_of = record.tags.get(_search.RERUN_TAG)
-    if rerun_of is not None:
-        doc["rerun_of"] = rerun_of.removeprefix(scope)
     if status == "resolved":
         doc["result"] = record.value.data
     elif status == "rejected":
@@ -164,6 +160,10 @@ def document(
         doc["awaiting"] = awaiting
     if status == "pending" and failure:
         doc.update(failure)  # attempts, last_error
+    doc["tags"] = _search.user_tags(record.tags)
+    rerun_of = record.tags.get(_search.RERUN_TAG)
+    if rerun_of is not None:
+        doc["rerun_of"] = rerun_of.removeprefix(scope)
     doc["created_at"] = iso(record.created_at)
     if status != "pending":
         doc["settled_at"] = iso(record.settled_at or record.timeout_at)
