@@ -90,6 +90,12 @@ def test_list_detail_and_resolve_in_the_browser(
     form.locator("input[name=value]").fill('"approved"')
     form.locator("input[type=submit]").click()
     expect(page.locator("ul.messagelist")).to_contain_text("is resolved")
+    # The invocation resumes and settles on its own time: the page shows it once read again.
+    for _ in range(300):
+        if page.locator("#resonate-status").text_content() == "resolved":
+            break
+        page.wait_for_timeout(100)
+        page.reload()
     expect(page.locator("#resonate-status")).to_have_text("resolved")
     doc = httpx.get(f"{server}/resonate/invocations/{id}").json()
     assert doc["status"] == "resolved" and doc["result"] == "approved"

@@ -218,7 +218,7 @@ def test_tags_rerun_bulk_and_stats_through_the_client(base: str) -> None:
             bulk = await api.rerun_many(tags={"batch": batch}, function="add", limit=1)
             assert bulk.matched == 1
             # the rerun may still run: wait for everything the batch started
-            for found in [d async for d in api.list(tags={"batch": batch})]:
+            for found in [d async for d in api.list(tags={"batch": batch}, function="add")]:
                 await api.wait(found.id, timeout=10)
             nothing = await api.cancel_many(tags={"batch": batch}, status="pending")
             assert nothing.matched == 0
