@@ -124,7 +124,7 @@ def test_another_definition_under_the_same_id_is_409(
 
 @pytest.mark.parametrize(
     "cron",
-    # One of each kind; every refusal is in tests/test_schedules.py.
+    # One of each kind; every refusal is in tests/core/test_schedules.py.
     ["* * * *", "61 * * * *", "0 0 * * MON", "@hourly", "*/0 * * * *", 7],
 )
 def test_an_invalid_cron_is_400_and_stores_nothing(
@@ -253,7 +253,7 @@ def wait_ticks(client: httpx.Client, id: str, count: int, timeout: float = 60) -
 @pytest.fixture(params=[a for a in sorted(ADAPTERS) if a not in PG_ADAPTERS])
 def ticking(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     """Every adapter whose backend resonate-web fires ticks for (every second, in the
-    test apps). Postgres fires its own, a minute apart: tests/test_postgres_schedules.py."""
+    test apps). Postgres fires its own, a minute apart: tests/core/test_postgres_schedules.py."""
     with ADAPTERS[str(request.param)]() as client:
         yield client
 

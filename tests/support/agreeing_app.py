@@ -1,4 +1,4 @@
-"""What ``tests/test_backends_agree.py`` runs: functions that hold a task past its
+"""What ``tests/core/test_backends_agree.py`` runs: functions that hold a task past its
 lease and wait past their timeouts, behind a FastAPI gateway.
 
 The gateway: ``uvicorn tests.support.agreeing_app:app`` (functions run inline on

@@ -1,6 +1,6 @@
 """The gateway and worker app of the schedule tests across processes (no tests here).
 
-``add`` and ``slow`` record every execution as ``tests.test_distributed_app``'s
+``add`` and ``slow`` record every execution as ``tests.support.distributed_app``'s
 do (``RESONATE_WEB_TEST_EXECLOG``); ``beat`` is declared with
 ``schedule=$TEST_BEAT_CRON`` (default: once a year), so every process that
 starts declares it. Like every test app, it accepts a sixth (seconds) cron field.
@@ -17,7 +17,7 @@ from resonate.context import Context
 from resonate_web import Functions
 from resonate_web._core import cron
 from resonate_web.fastapi import ResonateRouter
-from tests.test_distributed_app import record
+from tests.support.distributed_app import record
 
 cron._allow_seconds(True)
 

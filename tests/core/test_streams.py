@@ -76,7 +76,7 @@ async def test_a_stream_ended_by_a_timeout_reconnects_and_a_waiting_handle_still
 def test_a_gateway_and_a_worker_idle_past_300_s_still_serve(tmp_path: Path) -> None:
     """Past the SDK's 300-s stream timeout, a new invocation reaches the worker and its
     long-poll answers."""
-    app = "tests.test_distributed_app"
+    app = "tests.support.distributed_app"
     with procs.dev_server(log=tmp_path / "dev.log") as url:
         worker = procs.start_worker(app, url, log=tmp_path / "worker.log")
         try:

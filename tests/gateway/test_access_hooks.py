@@ -107,7 +107,9 @@ def test_flask_hook() -> None:
 
 
 def test_django_hook() -> None:
-    with django_clients.wsgi_client(authorize="tests.test_access_hooks.header_hook") as client:
+    with django_clients.wsgi_client(
+        authorize="tests.gateway.test_access_hooks.header_hook"
+    ) as client:
         _isolated(client)
 
 

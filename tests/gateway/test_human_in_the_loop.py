@@ -18,8 +18,8 @@ from resonate_web.fastapi import ResonateRouter
 from tests.support import procs, servers
 from tests.support.functions import build
 
-APP = "tests.test_distributed_app:app"
-WORKERS = "tests.test_distributed_app"
+APP = "tests.support.distributed_app:app"
+WORKERS = "tests.support.distributed_app"
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """What the multi-process tests run (no tests here): the example functions,
 with ``add`` and ``slow`` recording every execution, and a FastAPI gateway.
 
-Workers: ``resonate-web worker tests.test_distributed_app``; gateways:
-``uvicorn tests.test_distributed_app:app`` with ``RESONATE_URL`` set, so every
+Workers: ``resonate-web worker tests.support.distributed_app``; gateways:
+``uvicorn tests.support.distributed_app:app`` with ``RESONATE_URL`` set, so every
 function is dispatched to the workers. Each execution appends ``<pid> <event>
 <id>`` to the file named by ``RESONATE_WEB_TEST_EXECLOG`` (one ``write`` in
 append mode per line, so processes do not interleave).

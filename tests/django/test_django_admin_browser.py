@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.gateway.test_dashboard import ARGS, CHROMIUM, playwright_api
 from tests.support import procs
 from tests.support.django_app import setup
-from tests.test_dashboard import ARGS, CHROMIUM, playwright_api
 
 setup()
 

@@ -19,7 +19,7 @@ from resonate_web._core.exposure import load_functions
 from resonate_web.settings import ConfigurationError
 from tests.support import procs
 
-APP = "tests.test_distributed_app"
+APP = "tests.support.distributed_app"
 GROUP = "drainers"
 
 

@@ -28,7 +28,7 @@ from tests.support import procs
 
 pytestmark = pytest.mark.timeout(150)
 
-APP = "tests.test_distributed_app"
+APP = "tests.support.distributed_app"
 LEASE_TTL = "4"  # seconds: a killed worker's task moves on after this
 
 

@@ -143,7 +143,7 @@ def test_check_unimportable_functions() -> None:
 
 def test_check_dispatch_without_a_valid_target() -> None:
     with override_settings(
-        RESONATE={"FUNCTIONS": ["tests.test_django_app:bad_target"], "URL": "http://h:1"}
+        RESONATE={"FUNCTIONS": ["tests.django.test_django_app:bad_target"], "URL": "http://h:1"}
     ):
         (error,) = check_resonate()
     assert error.id == "resonate_web.E004" and "'nowhere'" in error.msg

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "resonate_web"
 ADAPTERS = ("fastapi", "flask", "django")
 
@@ -135,7 +135,7 @@ def test_examples_and_docs_use_the_public_api_only() -> None:
         try:
             tree = ast.parse(text)
         except SyntaxError:
-            continue  # a fragment; tests/test_docs_snippets.py runs the whole ones
+            continue  # a fragment; tests/docs/test_docs_snippets.py runs the whole ones
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and internal(node.module):
                 used.append(f"{where}: {node.module}")

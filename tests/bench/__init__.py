@@ -1,0 +1,1 @@
+"""The benchmarks' runners on tiny sizes."""

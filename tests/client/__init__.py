@@ -1,0 +1,1 @@
+"""resonate_web.client: the routes over HTTP."""

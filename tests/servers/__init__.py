@@ -1,0 +1,1 @@
+"""Every adapter under real servers, and when each starts its runtime."""

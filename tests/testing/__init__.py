@@ -1,0 +1,1 @@
+"""resonate_web.testing: the virtual clock users test their durable code with."""
