@@ -71,12 +71,13 @@ $(TS_WORKER)/node_modules/.installed: $(TS_WORKER)/package.json $(TS_WORKER)/pac
 	cd $(TS_WORKER) && npm ci --loglevel=error
 	@touch $@
 
-# The suite in two processes (pytest-xdist), a test file each at a time: most tests
-# wait on servers and workers they start, so two run in the time of one.
-JOBS ?= 2
+# The suite in four processes (pytest-xdist), a test file each at a time, in the
+# order collected (the tests that wait for real minutes first): most tests wait on
+# servers and workers they start, so four run in the time of one on two cores.
+JOBS ?= 4
 
 unit: $(VENV)/.installed interop-deps
-	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck unit
 
