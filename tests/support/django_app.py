@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import os
 
+import django
+import pytest
+
 SETTINGS_MODULE = "tests.support.django_settings"
+
+#: ``django.tasks`` (and so ``ResonateBackend``) is Django 6.0 and later.
+HAS_TASKS = django.VERSION >= (6, 0)
+#: Skips a test that enqueues ``django.tasks`` tasks on an older Django.
+needs_tasks = pytest.mark.skipif(not HAS_TASKS, reason="django.tasks is Django 6.0 and later")
 
 
 def setup() -> None:
@@ -13,7 +21,6 @@ def setup() -> None:
     The settings module is named for the duration of the setup only, so that
     processes the tests start do not inherit it.
     """
-    import django
     from django.apps import apps
 
     if apps.ready:

@@ -7,12 +7,10 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
-from django.tasks import TaskResultStatus, default_task_backend
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from resonate_web.django import dispatch
-from tests.support import django_tasks
 from tests.support.django_functions import ORDERS
 
 
@@ -26,6 +24,8 @@ def place_order(request: HttpRequest, key: str) -> JsonResponse:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {ORDERS} (order_key TEXT)")
             cursor.execute(f"INSERT INTO {ORDERS} (order_key) VALUES (%s)", [key])
         if request.GET.get("via") == "task":
+            from tests.support import django_tasks  # django.tasks: Django 6.0 and later
+
             id = django_tasks.record.enqueue(out, key).id
         else:
             id = dispatch("note", out, key)
@@ -36,6 +36,8 @@ def place_order(request: HttpRequest, key: str) -> JsonResponse:
 def enqueue_task(request: HttpRequest, name: str) -> JsonResponse:
     """Enqueue task ``name`` of the test tasks with the JSON list body as its arguments
     (``?delay=`` seconds: deferred that long)."""
+    from tests.support import django_tasks
+
     task = getattr(django_tasks, name)
     delay = request.GET.get("delay")
     if delay:
@@ -46,6 +48,8 @@ def enqueue_task(request: HttpRequest, name: str) -> JsonResponse:
 
 def task_result(request: HttpRequest, id: str) -> JsonResponse:
     """A task result as JSON, read with ``get_result``."""
+    from django.tasks import TaskResultStatus, default_task_backend
+
     result = default_task_backend.get_result(id)
     body: dict[str, object] = {"id": result.id, "status": result.status}
     if result.status == TaskResultStatus.SUCCESSFUL:

@@ -70,7 +70,15 @@ class Command(BaseCommand):  # type: ignore[misc]
 
 def _group_of_queues(queues: list[str], target: str) -> str:
     """The one worker group the tasks of ``queues`` run in (a worker joins one group)."""
-    from django.tasks import task_backends  # type: ignore[import-untyped]
+    try:
+        from django.tasks import task_backends  # type: ignore[import-untyped]
+    except ImportError:
+        import django  # type: ignore[import-untyped]
+
+        raise CommandError(
+            f"--queue runs django.tasks tasks, which need Django 6.0 or later "
+            f"(this is Django {django.get_version()}); use --group"
+        ) from None
 
     from resonate_web.django.tasks import ResonateBackend
 
