@@ -1,7 +1,7 @@
 """The admin's Resonate section in Chromium, against ``manage.py runserver``.
 
 Log in through the admin's own form, find an invocation in the list, open it,
-and resolve the promise it awaits from its page.
+resolve the promise it awaits from its page, then rerun it once it settled.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def page() -> Iterator[Any]:
             browser.close()
 
 
-def test_list_detail_and_resolve_in_the_browser(
+def test_list_detail_resolve_and_rerun_in_the_browser(
     server: str, admin_login: tuple[str, str], page: Any
 ) -> None:
     name, password = admin_login
@@ -99,3 +99,11 @@ def test_list_detail_and_resolve_in_the_browser(
     expect(page.locator("#resonate-status")).to_have_text("resolved")
     doc = httpx.get(f"{server}/resonate/invocations/{id}").json()
     assert doc["status"] == "resolved" and doc["result"] == "approved"
+    # Settled, it can be rerun: the new invocation's page opens and links back.
+    page.click("#resonate-rerun input[type=submit]")
+    expect(page.locator("ul.messagelist")).to_contain_text(f"Invocation {id} is rerun as")
+    expect(page.locator("#resonate-rerun-of")).to_have_text(id)
+    rerun = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert rerun != id
+    again = httpx.get(f"{server}/resonate/invocations/{rerun}").json()
+    assert again["function"] == "wide" and again["rerun_of"] == id

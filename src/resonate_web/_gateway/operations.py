@@ -65,7 +65,11 @@ async def rerun_record(
     name, _version, args, kwargs = call
     exposed = gw.runtime.exposed.get(name)
     if exposed is None:
-        raise Problem("not-found", f"no invocation with id {public!r}")
+        raise Problem(
+            "not-found",
+            f"invocation {public!r} runs {name!r}, which is not exposed here: "
+            "only an exposed function's invocation can be rerun",
+        )
     started, _handle = await gw.begin(
         exposed,
         new,

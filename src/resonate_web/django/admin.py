@@ -2,8 +2,10 @@
 
 - **Invocations**: the list of invocations (filters ``function`` and ``status``,
   as ``GET /invocations``), an invocation's page with its status document and
-  its tree of steps, and the actions the routes define: cancel the invocation,
-  resolve a promise it awaits. Who may see it: staff with
+  its tree of steps, and the actions the routes define: cancel a pending
+  invocation, rerun a settled one (a new invocation of the same call, as
+  ``POST /invocations/{id}/rerun``), resolve a promise it awaits; cancel or rerun
+  the ones selected in the list. Who may see it: staff with
   ``resonate_web.view_invocations`` (or ``manage_invocations``), and
   superusers; acting needs ``manage_invocations`` (or a superuser).
 - **Pending starts**: the outbox (:mod:`resonate_web.django.outbox`), with the
@@ -94,6 +96,10 @@ def _problem(request: HttpRequest, response: Response) -> bool:
     return True
 
 
+#: The list's actions on the selected invocations: the route each runs, and what it did.
+SELECTED_ACTIONS = {"cancel": "canceled", "rerun": "rerun"}
+
+
 @admin.register(Invocation)
 class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -122,6 +128,11 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
                 name="resonate_web_invocation_cancel",
             ),
             path(
+                "<str:id>/rerun/",
+                view(require_POST(self.rerun_view)),
+                name="resonate_web_invocation_rerun",
+            ),
+            path(
                 "<str:id>/resolve/",
                 view(require_POST(self.resolve_view)),
                 name="resonate_web_invocation_resolve",
@@ -141,7 +152,7 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
         if not _can_view(request):
             raise PermissionDenied
         if request.method == "POST":
-            return self.cancel_selected_view(request)
+            return self.act_on_selected_view(request)
         keys = ("function", "status", "schedule", "cursor")
         query = {k: v for k in keys if (v := request.GET.get(k))}
         response = _route(request, "list", query=query)
@@ -170,6 +181,9 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
             f"Invocation {id}",
             id=id,
             doc=doc.body,
+            # The rerun route starts exposed functions only (not django.tasks tasks).
+            can_rerun=doc.body["status"] != "pending"
+            and doc.body["function"] in conf.state().runtime.exposed,
             document=json.dumps(doc.body, indent=2),
             tree=None if tree.status >= 400 else tree.body,
         )
@@ -186,18 +200,34 @@ class InvocationAdmin(admin.ModelAdmin):  # type: ignore[misc]
             messages.success(request, f"Invocation {id} is {response.body['status']}.")
         return self._back(id)
 
-    def cancel_selected_view(self, request: HttpRequest) -> HttpResponse:
-        """Cancel the invocations checked in the list (a POST to the list), one cancel
-        route call each."""
+    def rerun_view(self, request: HttpRequest, id: str) -> HttpResponse:
+        """Rerun the invocation (``POST /invocations/{id}/rerun``) and show the new one."""
         if not _can_manage(request):
             raise PermissionDenied
+        response = _route(request, "rerun", method="POST", path_params={"id": id})
+        if _problem(request, response):
+            return self._back(id)
+        new = response.body["id"]
+        messages.success(request, f"Invocation {id} is rerun as {new}.")
+        return self._back(new)
+
+    def act_on_selected_view(self, request: HttpRequest) -> HttpResponse:
+        """Cancel or rerun (``action``; cancel when absent) the invocations checked in
+        the list (a POST to the list), one route call each, as the invocation's own
+        page would: those the route refuses are said, with the route's reason."""
+        if not _can_manage(request):
+            raise PermissionDenied
+        action = request.POST.get("action") or "cancel"
+        if action not in SELECTED_ACTIONS:
+            messages.error(request, f"Unknown action {action[:40]!r}.")
+            return HttpResponseRedirect(reverse("admin:resonate_web_invocation_changelist"))
         ids = request.POST.getlist("ids")
-        canceled = 0
+        done = 0
         for id in ids:
-            response = _route(request, "cancel", method="POST", path_params={"id": id})
+            response = _route(request, action, method="POST", path_params={"id": id})
             if not _problem(request, response):
-                canceled += 1
-        messages.info(request, f"{canceled} of {len(ids)} invocation(s) canceled.")
+                done += 1
+        messages.info(request, f"{done} of {len(ids)} invocation(s) {SELECTED_ACTIONS[action]}.")
         return HttpResponseRedirect(reverse("admin:resonate_web_invocation_changelist"))
 
     def resolve_view(self, request: HttpRequest, id: str) -> HttpResponse:
