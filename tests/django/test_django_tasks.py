@@ -150,8 +150,8 @@ def test_what_the_backend_cannot_do_honestly_is_refused(http: httpx.Client) -> N
         tasks.add.using(priority=10).enqueue(1, 2)
     with pytest.raises(InvalidTask, match="Queue 'nope'"):
         tasks.add.using(queue_name="nope").enqueue(1, 2)
-    with pytest.raises(InvalidTask, match="TaskContext"):
-        task(takes_context=True)(tasks.needs_context)
+    with pytest.raises(InvalidTask, match="first argument of 'context'"):
+        task(takes_context=True)(tasks.misses_context)
     with pytest.raises(InvalidTask, match="run_after must be an aware"):
         tasks.add.using(run_after=timezone.now().replace(tzinfo=None)).enqueue(1, 2)
 
@@ -169,3 +169,64 @@ def test_tasks_are_listed_with_the_invocations(http: httpx.Client) -> None:
     assert result.id in {doc["id"] for doc in everything}
     only_tasks = http.get("/resonate/invocations", params={"function": FUNCTION}).json()
     assert [doc["id"] for doc in only_tasks["invocations"]] == [result.id]
+
+
+def test_a_task_that_takes_a_context_gets_its_result_and_attempt(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    result = finished(tasks.with_context.enqueue(str(runs)))
+    assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
+    # The first attempt failed and was retried: each saw its own number.
+    assert runs.read_text().split() == ["1", "2"]
+    seen = result.return_value
+    assert seen["id"] == result.id and seen["attempt"] == 2
+    assert seen["status"] == TaskResultStatus.RUNNING and seen["args"] == [str(runs)]
+    assert seen["backend"] == "default" and seen["run_after"] is None
+    done = finished(tasks.async_with_context.enqueue(7))
+    assert done.return_value == [done.id, 1, 7]
+
+
+def test_a_deferred_task_gets_its_context_after_the_wait(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    run_after = timezone.now() + timedelta(milliseconds=300)
+    result = finished(tasks.with_context.using(run_after=run_after).enqueue(str(runs)))
+    assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
+    assert runs.read_text().split() == ["1", "2"]
+    seen = result.return_value
+    assert seen["id"] == result.id and seen["attempt"] == 2
+    assert (
+        seen["run_after"]
+        == run_after.replace(microsecond=run_after.microsecond // 1000 * 1000).isoformat()
+    )
+
+
+def test_a_task_is_retried_by_its_own_policy(http: httpx.Client, tmp_path: Path) -> None:
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    mine = tasks.stubborn.enqueue(str(own))
+    theirs = tasks.stubborn_too.enqueue(str(shared))
+    assert finished(mine).status == finished(theirs).status == TaskResultStatus.FAILED
+    # RETRY_POLICIES names stubborn: 1 + 4 attempts; the other has RETRY_POLICY's 1 + 2.
+    assert len(own.read_text().split()) == 5
+    assert len(shared.read_text().split()) == 3
+    assert "attempt 5 fails" in mine.errors[0].traceback
+
+
+def test_retry_policies_are_checked(http: httpx.Client) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+
+    from resonate_web.django.tasks import ResonateBackend
+
+    with pytest.raises(InvalidTask, match="RETRY_POLICIES"):
+        ResonateBackend("x", {"OPTIONS": {"RETRY_POLICIES": ["not", "a", "mapping"]}})
+    bad = {
+        "default": {
+            "BACKEND": "resonate_web.django.tasks.ResonateBackend",
+            "OPTIONS": {"RETRY_POLICIES": {"tests.support.django_tasks.add": "no.such.policy"}},
+        }
+    }
+    with override_settings(TASKS=bad), pytest.raises(ImproperlyConfigured, match=r"no\.such"):
+        tasks.add.enqueue(1, 2)

@@ -76,6 +76,8 @@ def test_workers_run_the_tasks_of_their_queues(gateway: str, tmp_path: Path) -> 
         added = tasks.add.enqueue(2, 40)
         mailed = tasks.send_email.enqueue("a@example.com")
         failed = tasks.refuse.enqueue("o-9")
+        runs = tmp_path / "context-runs"
+        with_context = tasks.with_context.enqueue(str(runs))
         assert finished(added).status == TaskResultStatus.SUCCESSFUL, (
             tmp_path / "default.log"
         ).read_text()
@@ -85,6 +87,11 @@ def test_workers_run_the_tasks_of_their_queues(gateway: str, tmp_path: Path) -> 
         assert finished(failed).status == TaskResultStatus.FAILED
         assert failed.errors[0].exception_class is tasks.OrderRefused
         assert "raise OrderRefused" in failed.errors[0].traceback
+        # A task that takes a context gets it in the worker: its result id, its attempt.
+        seen = finished(with_context).return_value
+        assert seen["id"] == with_context.id and seen["attempt"] == 2
+        assert seen["pid"] == default.pid  # type: ignore[attr-defined]
+        assert runs.read_text().split() == ["1", "2"]
     finally:
         procs.stop(emails)  # type: ignore[arg-type]
         procs.stop(default)  # type: ignore[arg-type]

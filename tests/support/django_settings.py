@@ -59,6 +59,11 @@ TASKS = {
     "default": {
         "BACKEND": "resonate_web.django.tasks.ResonateBackend",
         "QUEUES": ["default", "emails"],
-        "OPTIONS": {"RETRY_POLICY": "tests.support.django_tasks.RETRIES"},
+        "OPTIONS": {
+            "RETRY_POLICY": "tests.support.django_tasks.RETRIES",
+            "RETRY_POLICIES": {
+                "tests.support.django_tasks.stubborn": "tests.support.django_tasks.STUBBORN_RETRIES"
+            },
+        },
     }
 }

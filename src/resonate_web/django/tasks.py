@@ -15,8 +15,11 @@
 ``def`` task in a worker thread, with Django's connection handling; an
 ``async def`` one on the runtime's loop). The :class:`TaskResult` id is the
 invocation id, so the status routes and the dashboard show the task. The call
-is retried by the SDK's default policy while it raises; ``run_after`` is a
-durable sleep before the call, kept by the backend across restarts.
+is retried while it raises, by the task's policy (``OPTIONS["RETRY_POLICIES"]``
+by task path, else ``OPTIONS["RETRY_POLICY"]``, else :data:`DEFAULT_RETRY_POLICY`);
+a task declared with ``takes_context=True`` gets a :class:`TaskContext` first,
+whose ``attempt`` counts the attempts. ``run_after`` is a durable sleep before
+the call, kept by the backend across restarts.
 
 Queues map to worker groups: ``default`` to ``RESONATE["TARGET"]`` (default
 ``workers``), any other queue to the group of the same name, unless
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import contextvars
 import dataclasses
 import time
 import traceback
@@ -38,16 +42,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.db import close_old_connections, transaction  # type: ignore[import-untyped]
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task  # type: ignore[import-untyped]
 from django.tasks.backends.base import BaseTaskBackend  # type: ignore[import-untyped]
 from django.tasks.base import (  # type: ignore[import-untyped]
+    TaskContext,
     TaskError,
     TaskResult,
     TaskResultStatus,
 )
 from django.tasks.exceptions import (  # type: ignore[import-untyped]
     InvalidTask,
+    InvalidTaskBackend,
     TaskResultDoesNotExist,
 )
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
@@ -90,12 +97,12 @@ def _load_task(path: str) -> Task:
     return task
 
 
-def _call_sync(path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+def _call_sync(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Call a ``def`` task in this (worker) thread, as a request would: stale
     connections closed before and after."""
     close_old_connections()
     try:
-        return _load_task(path).call(*args, **kwargs)
+        return task.call(*args, **kwargs)
     except Exception as exc:
         _keep_traceback(exc)
         raise
@@ -103,10 +110,9 @@ def _call_sync(path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         close_old_connections()
 
 
-async def _call(path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    task = _load_task(path)
+async def _call(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
     if not is_async(task.func):
-        return await asyncio.to_thread(_call_sync, path, args, kwargs)
+        return await asyncio.to_thread(_call_sync, task, args, kwargs)
     try:
         return await task.acall(*args, **kwargs)
     except Exception as exc:
@@ -120,20 +126,81 @@ def _keep_traceback(exc: Exception) -> None:
         setattr(exc, TRACEBACK_ATTRIBUTE, "".join(traceback.format_exception(exc)))
 
 
-def _run_deferred(ctx: Context, path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    return _call_sync(path, args, kwargs)
+# ── retry policies ───────────────────────────────────────────────────────────
+
+
+def _policy(value: Any, where: str) -> RetryPolicy:
+    """A retry policy given as itself or as its dotted path."""
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"{where}: cannot import {value!r}: {exc}") from None
+    if not callable(getattr(value, "next", None)):
+        raise ImproperlyConfigured(f"{where}: {value!r} is not a resonate.retry policy")
+    policy: RetryPolicy = value
+    return policy
+
+
+def _resonate_backend(alias: str) -> ResonateBackend | None:
+    from django.tasks import task_backends
+
+    try:
+        backend = task_backends[alias]
+    except InvalidTaskBackend:
+        return None
+    return backend if isinstance(backend, ResonateBackend) else None
 
 
 def retry_policy() -> RetryPolicy:
     """``OPTIONS["RETRY_POLICY"]`` of the first ``ResonateBackend`` in ``TASKS``, else
-    :data:`DEFAULT_RETRY_POLICY`: every task runs under it."""
-    for params in (getattr(django_settings, "TASKS", None) or {}).values():
+    :data:`DEFAULT_RETRY_POLICY`: the policy of a task whose backend is not known."""
+    for alias, params in (getattr(django_settings, "TASKS", None) or {}).items():
         backend = params.get("BACKEND") if isinstance(params, Mapping) else None
         if backend == f"{__name__}.{ResonateBackend.__name__}":
             policy = (params.get("OPTIONS") or {}).get("RETRY_POLICY")
             if policy is not None:
-                return import_string(policy) if isinstance(policy, str) else policy  # type: ignore[no-any-return]
+                return _policy(policy, f"TASKS[{alias!r}]['OPTIONS']['RETRY_POLICY']")
     return DEFAULT_RETRY_POLICY
+
+
+def policy_of(task: Task, alias: str | None = None) -> RetryPolicy:
+    """The retry policy of ``task`` enqueued on backend ``alias`` (default: the task's
+    own): its entry in that backend's ``OPTIONS["RETRY_POLICIES"]``, else the
+    backend's ``OPTIONS["RETRY_POLICY"]``, else :data:`DEFAULT_RETRY_POLICY`."""
+    backend = _resonate_backend(alias or task.backend)
+    return retry_policy() if backend is None else backend.retry_policy_for(task.module_path)
+
+
+#: The retry policy of the task this asyncio task runs, set before each attempt:
+#: the SDK consults the policy of :data:`FUNCTION` right after a failed attempt, in
+#: the same asyncio task, and that policy (:class:`_RunningTaskPolicy`) reads it.
+_POLICY: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar(
+    "resonate_web_task_policy", default=None
+)
+#: The id whose attempt this asyncio task runs, and the attempt's number: the SDK
+#: retries a failed attempt in the same asyncio task, so the next one counts on.
+_ATTEMPT: contextvars.ContextVar[tuple[str, int]] = contextvars.ContextVar(
+    "resonate_web_task_attempt", default=("", 0)
+)
+
+
+class _RunningTaskPolicy:
+    """The policy :data:`FUNCTION` is registered with: the running task's own."""
+
+    def next(self, attempt: int) -> int | None:
+        return (_POLICY.get() or retry_policy()).next(attempt)
+
+
+def _next_attempt(id: str) -> int:
+    """The number of the attempt of ``id`` that starts now (1, then 2 on its retry)."""
+    last, number = _ATTEMPT.get()
+    number = number + 1 if last == id else 1
+    _ATTEMPT.set((id, number))
+    return number
+
+
+# ── the durable function ─────────────────────────────────────────────────────
 
 
 async def run_task(
@@ -142,32 +209,92 @@ async def run_task(
     args: list[Any],
     kwargs: dict[str, Any],
     run_after: int | None = None,
+    backend: str | None = None,
 ) -> Any:
-    """Run the ``django.tasks`` task at dotted path ``task``, after ``run_after``
-    (Unix milliseconds) if given."""
+    """Run the ``django.tasks`` task at dotted path ``task`` (enqueued on ``backend``),
+    after ``run_after`` (Unix milliseconds) if given."""
     if run_after is None:
-        return await _call(task, args, kwargs)
+        loaded = _load_task(task)
+        _POLICY.set(policy_of(loaded, backend))
+        return await _attempt(ctx, loaded, args, kwargs, run_after, backend)
     # A durable sleep: the backend wakes the invocation at run_after, whatever
     # restarts in between. The call after it is a step, retried on its own.
     remaining = max(run_after - int(time.time() * 1000), 0)
     await ctx.sleep(timedelta(milliseconds=remaining))
-    step = ctx.options(retry_policy=retry_policy())
-    if is_async(_load_task(task).func):
-        return await step.run(_run_deferred_async, task, args, kwargs)
-    return await step.run(_run_deferred, task, args, kwargs)
+    step = ctx.options(retry_policy=policy_of(_load_task(task), backend))
+    return await step.run(_run_deferred, task, args, kwargs, run_after, backend)
 
 
-async def _run_deferred_async(
-    ctx: Context, path: str, args: list[Any], kwargs: dict[str, Any]
+async def _run_deferred(
+    ctx: Context,
+    path: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    run_after: int,
+    backend: str | None,
 ) -> Any:
-    return await _call(path, args, kwargs)
+    return await _attempt(ctx, _load_task(path), args, kwargs, run_after, backend)
+
+
+async def _attempt(
+    ctx: Context,
+    task: Task,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    run_after: int | None,
+    backend: str | None,
+) -> Any:
+    """One attempt of the task: with a :class:`TaskContext` first when it takes one."""
+    number = _next_attempt(ctx.info.id)
+    if task.takes_context:
+        context = _task_context(ctx.info.origin_id, task, args, kwargs, run_after, backend, number)
+        args = [context, *args]
+    return await _call(task, args, kwargs)
+
+
+def _task_context(
+    id: str,
+    task: Task,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    run_after: int | None,
+    alias: str | None,
+    attempt: int,
+) -> TaskContext:
+    """The :class:`TaskContext` of a running attempt: its :class:`TaskResult` is
+    ``RUNNING``, started now, with one worker id (the queue's group) per attempt so
+    far, this one included (``context.attempt``)."""
+    alias = alias or task.backend
+    if alias != task.backend:
+        task = task.using(backend=alias)
+    if run_after is not None:
+        task = task.using(run_after=_when(run_after))
+    backend = _resonate_backend(alias)
+    target = conf.load_settings().target
+    worker = backend.group_of(task.queue_name, target) if backend is not None else target
+    now = datetime.now(UTC)
+    result = TaskResult(
+        task=task,
+        id=id,
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=None,
+        started_at=now,
+        last_attempted_at=now,
+        finished_at=None,
+        args=args,
+        kwargs=kwargs,
+        backend=alias,
+        errors=[],
+        worker_ids=[worker] * attempt,
+    )
+    return TaskContext(task_result=result)
 
 
 def task_functions() -> Functions:
     """The :class:`Functions` holding :data:`FUNCTION`, registered by every Django
     gateway and worker (internal: the routes neither list nor start it)."""
     functions = Functions()
-    functions.expose(run_task, name=FUNCTION, internal=True, retry_policy=retry_policy())
+    functions.expose(run_task, name=FUNCTION, internal=True, retry_policy=_RunningTaskPolicy())
     return functions
 
 
@@ -202,6 +329,27 @@ class ResonateBackend(BaseTaskBackend):  # type: ignore[misc]
         ):
             raise InvalidTask(f"TASKS[{alias!r}]['OPTIONS']['GROUPS'] maps queue names to groups")
         self.groups: dict[str, str] = dict(groups)
+        policies = self.options.get("RETRY_POLICIES", {})
+        if not isinstance(policies, Mapping) or not all(
+            isinstance(k, str) and k and v is not None for k, v in policies.items()
+        ):
+            raise InvalidTask(
+                f"TASKS[{alias!r}]['OPTIONS']['RETRY_POLICIES'] maps task paths "
+                "('shop.tasks.send_receipt') to retry policies or their dotted paths"
+            )
+        self.retry_policies: dict[str, Any] = dict(policies)
+
+    def retry_policy_for(self, path: str) -> RetryPolicy:
+        """The retry policy of the task at dotted path ``path`` on this backend:
+        ``OPTIONS["RETRY_POLICIES"][path]``, else ``OPTIONS["RETRY_POLICY"]``, else
+        :data:`DEFAULT_RETRY_POLICY`."""
+        where = f"TASKS[{self.alias!r}]['OPTIONS']"
+        if path in self.retry_policies:
+            return _policy(self.retry_policies[path], f"{where}['RETRY_POLICIES'][{path!r}]")
+        policy = self.options.get("RETRY_POLICY")
+        if policy is not None:
+            return _policy(policy, f"{where}['RETRY_POLICY']")
+        return DEFAULT_RETRY_POLICY
 
     # ── queues and groups ───────────────────────────────────────────────────
 
@@ -211,17 +359,13 @@ class ResonateBackend(BaseTaskBackend):  # type: ignore[misc]
             return self.groups[queue_name]
         return default_target if queue_name == DEFAULT_TASK_QUEUE_NAME else queue_name
 
-    def validate_task(self, task: Task) -> None:
-        super().validate_task(task)
-        if task.takes_context:
-            raise InvalidTask("ResonateBackend does not pass a TaskContext (takes_context=True)")
-
     # ── enqueue ─────────────────────────────────────────────────────────────
 
     def _prepare(
         self, task: Task, args: Any, kwargs: Any, id: str | None = None
     ) -> tuple[Hosted, Exposed, str, list[Any], dict[str, Any], TaskResult]:
         self.validate_task(task)
+        self.retry_policy_for(task.module_path)  # a policy that cannot be imported: here
         st = _state()
         exposed = st.runtime.internal(FUNCTION)
         if exposed.mode == "dispatch":
@@ -230,7 +374,7 @@ class ResonateBackend(BaseTaskBackend):  # type: ignore[misc]
             )
         run_after = int(task.run_after.timestamp() * 1000) if task.run_after is not None else None
         call_args, call_kwargs = exposed.bind(
-            [task.module_path, list(args), dict(kwargs), run_after], {}
+            [task.module_path, list(args), dict(kwargs), run_after, self.alias], {}
         )
         id = new_id() if id is None else validate_id(id)
         result = TaskResult(
