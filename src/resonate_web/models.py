@@ -126,6 +126,25 @@ class TreeNode(BaseModel):
     status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
     created_at: str | None
     settled_at: str | None = None
+    attempts: int | None = Field(
+        default=None, description="While pending, once it failed: attempts so far"
+    )
+    last_error: LastError | None = Field(
+        default=None, description="While pending, once it failed: the newest failure"
+    )
+    args: list[Any] | None = Field(
+        default=None,
+        description="With ?values=true, a call whose arguments are stored: by position",
+    )
+    kwargs: dict[str, Any] | None = Field(
+        default=None, description="With ?values=true, a call whose arguments are stored: by name"
+    )
+    result: Any = Field(
+        default=None, description="With ?values=true, a resolved call or promise: its value"
+    )
+    error: ErrorInfo | None = Field(
+        default=None, description="With ?values=true, a rejected call or promise: its error"
+    )
     children: list[TreeNode]
     truncated: bool | None = Field(
         default=None, description="On the root, when the tree was cut at its size limit"

@@ -940,10 +940,29 @@ def _is_async(fn: Any) -> bool:
     )
 
 
+def _step_param(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A ``ctx.run`` step's arguments as the wire value of a promise param
+    (``{"headers", "data": {"args", "kwargs"} encoded by the client's codec}``), or
+    ``None`` when they cannot be encoded (``ctx.run`` takes any object) or exceed
+    :data:`_search.MAX_STEP_PARAM`."""
+    try:
+        value = ctx._state.effects.codec.encode({"args": list(args), "kwargs": kwargs})
+    except Exception:
+        return None
+    if not isinstance(value.data, str) or len(value.data) > _search.MAX_STEP_PARAM:
+        return None
+    return (
+        {"data": value.data}
+        if value.headers is None
+        else {"headers": value.headers, "data": value.data}
+    )
+
+
 def name_steps() -> None:
-    """Tag every ``ctx.run`` step's promise with the name of the function it runs
-    (idempotent): the SDK leaves a local step's param empty, so the tree and the
-    dashboard would know the step by its id alone."""
+    """Tag every ``ctx.run`` step's promise with the name of the function it runs,
+    and record its arguments as its param (idempotent): the SDK leaves a local
+    step's param empty (it is never read back: a replay re-derives the arguments),
+    so the tree and the dashboard would know the step by its id alone."""
     if getattr(Context, "_resonate_web_named", False):
         return
     original = Context.run
@@ -955,6 +974,7 @@ def name_steps() -> None:
             # sees the holder filled in.
             step["id"] = future._id
             step["name"] = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+            step["param"] = _step_param(self, args, kwargs)
         return future
 
     Context.run = run  # type: ignore[method-assign]

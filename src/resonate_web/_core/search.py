@@ -140,19 +140,25 @@ def traced(traceparent: str | None) -> Iterator[None]:
 #: known only by its id.
 STEP_TAG = "resonate-web:step"
 
-#: The step ``ctx.run`` is creating: ``{"id", "name"}``, filled in once the SDK has
-#: built its create (see ``_sdk.name_steps``); the create is sent from a task that
-#: inherits this holder.
-_STEP: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+#: The largest step param (its arguments, encoded) recorded with a ``ctx.run`` step:
+#: a step called with more keeps the SDK's empty param.
+MAX_STEP_PARAM = 64 * 1024
+
+#: The step ``ctx.run`` is creating: ``{"id", "name"}`` and, when its arguments
+#: could be encoded, ``"param"`` (the wire value ``{"headers", "data"}``), filled in
+#: once the SDK has built its create (see ``_sdk.name_steps``); the create is sent
+#: from a task that inherits this holder.
+_STEP: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "resonate_web_step", default=None
 )
 
 
 @contextlib.contextmanager
-def naming_step() -> Iterator[dict[str, str]]:
-    """A step created from within is tagged with :data:`STEP_TAG`, once the holder
-    yielded names its ``id`` and ``name``."""
-    holder: dict[str, str] = {}
+def naming_step() -> Iterator[dict[str, Any]]:
+    """A step created from within is tagged with :data:`STEP_TAG`, and given its
+    arguments as param, once the holder yielded names its ``id``, ``name`` and
+    ``param``."""
+    holder: dict[str, Any] = {}
     token = _STEP.set(holder)
     try:
         yield holder
@@ -162,7 +168,8 @@ def naming_step() -> Iterator[dict[str, str]]:
 
 def _tag_step(envelope: dict[str, Any]) -> bool:
     """Tag the create in ``envelope`` (a ``promise.create``, or a ``task.fence`` whose
-    action is one) with :data:`STEP_TAG` if it is the step being named; whether it was."""
+    action is one) with :data:`STEP_TAG`, and give it the step's arguments as param
+    where its param is empty, if it is the step being named; whether it was."""
     step = _STEP.get()
     if envelope.get("kind") == "task.fence":
         fenced = envelope.get("data")
@@ -179,6 +186,9 @@ def _tag_step(envelope: dict[str, Any]) -> bool:
     if not isinstance(tags, dict):
         return False
     tags.setdefault(STEP_TAG, step["name"])
+    param = data.get("param")
+    if step.get("param") and not (isinstance(param, dict) and param.get("data")):
+        data["param"] = step["param"]
     return True
 
 
