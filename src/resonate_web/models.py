@@ -105,6 +105,14 @@ class Durations(BaseModel):
     max: float
 
 
+class Bucket(BaseModel):
+    """One interval of the statistics' window: what started in it."""
+
+    start: str = Field(description="ISO-8601 UTC, the interval's start")
+    started: int = Field(description="Invocations created in the interval")
+    failed: int = Field(description="Of those, how many failed (rejected or timed out)")
+
+
 class FunctionStats(BaseModel):
     """``GET /functions/{name}/stats``: over invocations created within the window."""
 
@@ -114,6 +122,11 @@ class FunctionStats(BaseModel):
     duration_ms: Durations | None = Field(description="Of the settled ones; null when none")
     failure_rate: float | None = Field(
         description="(rejected + timedout) / settled; null when none settled"
+    )
+    buckets: list[Bucket] = Field(
+        default=[],
+        description="The window cut into 30 equal intervals, oldest first: starts and "
+        "failures over time",
     )
 
 

@@ -402,7 +402,9 @@ def _operation_paths(prefix: str, tags: list[str]) -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": _json(FunctionStats, "Counts, durations and failure rate"),
+                    "200": _json(
+                        FunctionStats, "Counts, durations, failure rate, starts and failures"
+                    ),
                     **_problems(400, 404, 503),
                 },
             }
