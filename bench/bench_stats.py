@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from resonate_web._core import search as _search
+from resonate_web._gateway import operations
 from tests.support import postgres
 
 FUNCTIONS = 8
@@ -63,7 +64,7 @@ FROM generate_series(1, %(count)s) AS n, generate_series(1, 2) AS s
 """
 
 
-def _median_ms(conn: psycopg.Connection[Any], sql: str, params: list[Any], runs: int) -> float:
+def _median_ms(conn: psycopg.Connection[Any], sql: str, params: Any, runs: int) -> float:
     times = []
     for _ in range(runs):
         began = time.perf_counter()
@@ -72,16 +73,18 @@ def _median_ms(conn: psycopg.Connection[Any], sql: str, params: list[Any], runs:
     return round(statistics.median(times), 2)
 
 
-def _plan(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> str:
+def _plan(conn: psycopg.Connection[Any], sql: str, params: Any) -> str:
     rows = conn.execute("EXPLAIN " + sql, params).fetchall()
     nodes = [str(r[0]).strip() for r in rows if "Scan" in str(r[0])]
     return "; ".join(n.split("  (")[0].lstrip("-> ") for n in nodes)
 
 
 def measure(conn: psycopg.Connection[Any], now: int, runs: int) -> dict[str, Any]:
-    tags = json.dumps({_search.FUNCTION_TAG: "fn3"})
-    hour = [tags, now - 3600 * 1000]
-    month = [tags, now - 30 * 86400 * 1000]
+    tags = {_search.FUNCTION_TAG: "fn3"}
+    count = operations.BUCKETS
+    hour = _search.pg_stats_parameters(tags, now - 3600 * 1000, 3600 * 1000 // count, count)
+    month_ms = 30 * 86400 * 1000
+    month = _search.pg_stats_parameters(tags, now - month_ms, month_ms // count, count)
     page = _search.pg_parameters(
         {"tags": {_search.INVOCATION_TAG: "true", _search.USER_TAG + "customer": "c-7"}}
     )
@@ -121,7 +124,9 @@ def main() -> None:
             conn.execute(GIN)
             conn.execute("ANALYZE resonate.promises")
             indexed = measure(conn, now, options.runs)
-    float_result = [float(v) if v is not None else None for v in plain.pop("stats_30d_result")]
+    row = plain.pop("stats_30d_result")
+    float_result = [float(v) if v is not None else None for v in row[:8]]
+    buckets = len(row[8]) if len(row) > 8 else None
     indexed.pop("stats_30d_result")
     print(
         json.dumps(
@@ -134,6 +139,7 @@ def main() -> None:
                 "as_shipped": plain,
                 "with_gin_index": indexed,
                 "fn3_30d_row": float_result,
+                "fn3_30d_buckets_with_starts": buckets,
             },
             indent=2,
         )

@@ -316,8 +316,9 @@ class _Routes:
     def cancel(self, id: str) -> _Call:
         return _Call("POST", f"{self.prefix}/invocations/{id}/cancel")
 
-    def tree(self, id: str) -> _Call:
-        return _Call("GET", f"{self.prefix}/invocations/{id}/tree")
+    def tree(self, id: str, values: bool = False) -> _Call:
+        params = {"values": "true"} if values else None
+        return _Call("GET", f"{self.prefix}/invocations/{id}/tree", params)
 
     def events(self, id: str) -> _Call:
         return _Call("GET", f"{self.prefix}/invocations/{id}/events")
@@ -597,8 +598,8 @@ class Client(_Base):
         seconds (the server's default, 3600)."""
         return FunctionStats.model_validate(self._send(self._routes.stats(name, window)))
 
-    def tree(self, id: str) -> TreeNode:
-        return TreeNode.model_validate(self._send(self._routes.tree(id)))
+    def tree(self, id: str, *, values: bool = False) -> TreeNode:
+        return TreeNode.model_validate(self._send(self._routes.tree(id, values)))
 
     def promise(self, id: str) -> PromiseDocument:
         return PromiseDocument.model_validate(self._send(self._routes.promise(id)))
@@ -744,8 +745,8 @@ class AsyncClient(_Base):
     async def stats(self, name: str, *, window: int | None = None) -> FunctionStats:
         return FunctionStats.model_validate(await self._send(self._routes.stats(name, window)))
 
-    async def tree(self, id: str) -> TreeNode:
-        return TreeNode.model_validate(await self._send(self._routes.tree(id)))
+    async def tree(self, id: str, *, values: bool = False) -> TreeNode:
+        return TreeNode.model_validate(await self._send(self._routes.tree(id, values)))
 
     async def promise(self, id: str) -> PromiseDocument:
         return PromiseDocument.model_validate(await self._send(self._routes.promise(id)))

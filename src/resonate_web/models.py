@@ -105,6 +105,14 @@ class Durations(BaseModel):
     max: float
 
 
+class Bucket(BaseModel):
+    """One interval of the statistics' window: what started in it."""
+
+    start: str = Field(description="ISO-8601 UTC, the interval's start")
+    started: int = Field(description="Invocations created in the interval")
+    failed: int = Field(description="Of those, how many failed (rejected or timed out)")
+
+
 class FunctionStats(BaseModel):
     """``GET /functions/{name}/stats``: over invocations created within the window."""
 
@@ -114,6 +122,11 @@ class FunctionStats(BaseModel):
     duration_ms: Durations | None = Field(description="Of the settled ones; null when none")
     failure_rate: float | None = Field(
         description="(rejected + timedout) / settled; null when none settled"
+    )
+    buckets: list[Bucket] = Field(
+        default=[],
+        description="The window cut into 30 equal intervals, oldest first: starts and "
+        "failures over time",
     )
 
 
@@ -126,6 +139,25 @@ class TreeNode(BaseModel):
     status: Literal["pending", "resolved", "rejected", "canceled", "timedout"]
     created_at: str | None
     settled_at: str | None = None
+    attempts: int | None = Field(
+        default=None, description="While pending, once it failed: attempts so far"
+    )
+    last_error: LastError | None = Field(
+        default=None, description="While pending, once it failed: the newest failure"
+    )
+    args: list[Any] | None = Field(
+        default=None,
+        description="With ?values=true, a call whose arguments are stored: by position",
+    )
+    kwargs: dict[str, Any] | None = Field(
+        default=None, description="With ?values=true, a call whose arguments are stored: by name"
+    )
+    result: Any = Field(
+        default=None, description="With ?values=true, a resolved call or promise: its value"
+    )
+    error: ErrorInfo | None = Field(
+        default=None, description="With ?values=true, a rejected call or promise: its error"
+    )
     children: list[TreeNode]
     truncated: bool | None = Field(
         default=None, description="On the root, when the tree was cut at its size limit"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conformance.helpers import P, assert_problem, start, status
+from tests.conformance.helpers import JSON_HEADERS, P, assert_problem, start, status
 
 
 def _ids(page: dict[str, object]) -> list[str]:
@@ -157,3 +158,62 @@ def test_a_ctx_run_step_is_named_by_its_function(client: httpx.Client, uid: str)
     steps = [(c["kind"], c.get("function")) for c in tree["children"]]
     assert steps == [("call", "square"), ("call", "square"), ("promise", None)]
     client.post(f"{P}/invocations/{uid}/cancel")
+
+
+def test_tree_with_values_shows_each_steps_arguments_and_outcome(
+    client: httpx.Client, uid: str
+) -> None:
+    """A saga whose second step fails: each ``ctx.run`` step's arguments (which the
+    SDK does not store: resonate-web records them), result or error."""
+    assert start(client, "book_trip", {"args": ["oslo", "hotel"]}, id=uid, wait=15).json()[
+        "status"
+    ] == ("rejected")
+    response = client.get(f"{P}/invocations/{uid}/tree", params={"values": "true"})
+    assert response.status_code == 200, response.text
+    tree = response.json()
+    failure = {"type": "ValueError", "message": "no hotel available for oslo"}
+    assert (tree["args"], tree["kwargs"], tree["error"]) == (["oslo", "hotel"], {}, failure)
+    assert "result" not in tree
+    steps = [
+        (c["function"], c["status"], c["args"], c.get("result"), c.get("error"))
+        for c in tree["children"]
+    ]
+    assert steps == [
+        ("reserve", "resolved", ["oslo", "flight", False], "flight:oslo", None),
+        ("reserve", "rejected", ["oslo", "hotel", True], None, failure),
+        ("release", "resolved", ["oslo", "flight"], "released flight:oslo", None),
+    ]
+    assert all(c["created_at"] <= c["settled_at"] for c in tree["children"])
+    # Without the parameter (or with false), no values, as before.
+    for params in ({}, {"values": "false"}):
+        plain = client.get(f"{P}/invocations/{uid}/tree", params=params).json()
+        assert not {"args", "kwargs", "result", "error"} & set(plain)
+        assert not {"args", "result", "error"} & set(plain["children"][0])
+    assert_problem(
+        client.get(f"{P}/invocations/{uid}/tree", params={"values": "yes"}), 400, "invalid-query"
+    )
+
+
+def test_tree_values_of_a_sleep_and_an_awaited_promise(client: httpx.Client, uid: str) -> None:
+    start(client, "countdown", {"args": [1, 0.05]}, id=uid, wait=15)
+    tree = client.get(f"{P}/invocations/{uid}/tree", params={"values": "true"}).json()
+    assert (tree["args"], tree["result"]) == ([1, 0.05], 1)
+    (sleep,) = tree["children"]
+    assert sleep["kind"] == "sleep" and not {"args", "result", "error"} & set(sleep)
+    other = f"{uid}-a"
+    start(client, "approval", {"args": ["ok?"]}, id=other, wait=0.5)
+    for _ in range(200):
+        awaiting = status(client, other, wait=0.05).json().get("awaiting")
+        if awaiting:
+            break
+    resolved = client.post(
+        f"{P}/promises/{awaiting[0]}/resolve",
+        content=json.dumps({"value": {"ok": True}}).encode(),
+        headers=JSON_HEADERS,
+    )
+    assert resolved.status_code == 200
+    status(client, other, wait=10)
+    tree = client.get(f"{P}/invocations/{other}/tree", params={"values": "true"}).json()
+    (promise,) = tree["children"]
+    assert (promise["kind"], promise["result"]) == ("promise", {"ok": True})
+    assert tree["result"] == {"ok": True}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -234,6 +236,36 @@ def test_stats_count_a_function_over_its_window(client: httpx.Client, uid: str) 
     assert failing["counts"]["rejected"] >= 4 and failing["failure_rate"] > 0
     assert failing["counts"]["resolved"] == 0 and failing["failure_rate"] == 1
     assert client.get(f"{P}/functions/count/stats").json()["window"] == 3600
+
+
+def test_stats_buckets_count_starts_and_failures_over_the_window(
+    client: httpx.Client, uid: str
+) -> None:
+    """``buckets``: the window in 30 intervals, oldest first; what just started is in
+    the intervals since they started, and the buckets add up to the counts (the same
+    search)."""
+    began = datetime.now(UTC)
+    for n in range(2):
+        start(client, "book_trip", {"args": [f"{uid}-{n}", "car"]}, id=f"{uid}-r{n}", wait=15)
+    start(client, "book_trip", {"args": [uid]}, id=f"{uid}-ok", wait=15)
+    body = client.get(f"{P}/functions/book_trip/stats", params={"window": "600"}).json()
+    buckets = body["buckets"]
+    assert len(buckets) == 30
+    starts = [datetime.fromisoformat(b["start"]) for b in buckets]
+    assert starts == sorted(starts)
+    steps = {b - a for a, b in itertools.pairwise(starts)}
+    assert steps == {timedelta(seconds=20)}  # 600 s / 30
+    assert sum(b["started"] for b in buckets) == sum(body["counts"].values())
+    failed = body["counts"]["rejected"] + body["counts"]["timedout"]
+    assert sum(b["failed"] for b in buckets) == failed
+    interval = timedelta(seconds=20)
+    recent = [b for b in buckets if datetime.fromisoformat(b["start"]) + interval > began]
+    assert sum(b["started"] for b in recent) >= 3 and sum(b["failed"] for b in recent) >= 2
+    assert all(0 <= b["failed"] <= b["started"] for b in buckets)
+    quiet = client.get(f"{P}/functions/wide/stats", params={"window": "1"}).json()
+    assert len(quiet["buckets"]) == 30
+    if sum(quiet["counts"].values()) == 0:
+        assert [(b["started"], b["failed"]) for b in quiet["buckets"]] == [(0, 0)] * 30
 
 
 def test_stats_of_a_function_without_invocations(client: httpx.Client) -> None:

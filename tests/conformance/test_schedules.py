@@ -288,3 +288,45 @@ def test_a_failing_tick_rejects_and_the_next_one_fires(ticking: httpx.Client, ui
     for tick in ticks:
         assert tick["status"] == "rejected"
         assert tick["error"] == {"type": "ValueError", "message": "tick"}
+
+
+@pytest.fixture
+def on_postgres(pg_dsn: str) -> Iterator[httpx.Client]:
+    """The app on Postgres, whose database creates the ticks itself."""
+    with ADAPTERS["fastapi-pg"](url=pg_dsn) as client:
+        yield client
+
+
+def test_a_tick_postgres_creates_is_listed_and_counted_by_function(
+    on_postgres: httpx.Client, pg_dsn: str, uid: str
+) -> None:
+    """resonate-pg creates a tick from the schedule's stored tags alone: they carry the
+    function's, so the tick is found by the searches by function (no scan)."""
+    import psycopg
+
+    client = on_postgres
+    body = {"id": uid, "cron": YEARLY, "function": "ping", "args": []}
+    assert create(client, body).status_code == 201
+    before = client.get(f"{P}/functions/ping/stats", params={"window": "600"}).json()
+    # Due now: the database's timer pass (driven by the app's connection) fires it.
+    at = int(time.time()) * 1000
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE resonate.schedules SET next_run_at = %s WHERE id = %s", (at, uid))
+    ticks: list[Any] = []
+    try:
+        while not ticks or ticks[0]["status"] == "pending":  # the test's timeout bounds it
+            time.sleep(0.2)
+            ticks = client.get(f"{P}/invocations", params={"schedule": uid}).json()["invocations"]
+    finally:
+        delete(client, uid)
+    (tick,) = ticks
+    assert tick["id"] == f"{uid}-{at}"
+    assert (tick["function"], tick["status"], tick["result"]) == ("ping", "resolved", "pong")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT tags FROM resonate.promises WHERE id = %s", (tick["id"],))
+        (tags,) = row.fetchone() or (None,)
+    assert tags["resonate-web:function"] == "ping" and tags["resonate:schedule"] == uid
+    listed = client.get(f"{P}/invocations", params={"function": "ping", "limit": "100"}).json()
+    assert tick["id"] in [doc["id"] for doc in listed["invocations"]]
+    after = client.get(f"{P}/functions/ping/stats", params={"window": "600"}).json()
+    assert after["counts"]["resolved"] >= before["counts"]["resolved"] + 1

@@ -301,6 +301,38 @@ async def test_a_changed_declaration_replaces_the_stored_schedule(
         await runtime.stop()
 
 
+async def test_a_declared_schedule_stored_without_its_function_tag_is_replaced(
+    book: schedules.Schedules,
+) -> None:
+    """A schedule stored before its ticks carried their function's tag (a backend that
+    creates ticks itself would copy the old tags): start-up replaces it."""
+    stored = await book.read("heartbeat")
+    assert stored is not None and stored.tagged
+    client = book.runtime.client
+    old = await client.schedules.get("heartbeat")
+    await client.schedules.delete("heartbeat")
+    await client.schedules.create(
+        id="heartbeat",
+        cron=old.cron,
+        promise_id=old.promise_id,
+        promise_timeout=old.promise_timeout,
+        promise_param=old.promise_param,
+        promise_tags={
+            schedules.TARGET_TAG: old.promise_tags[schedules.TARGET_TAG],
+            schedules.SCHEDULE_TAG: "heartbeat",
+        },
+    )
+    untagged = await book.read("heartbeat")
+    assert untagged is not None and not untagged.tagged
+    await book.declare()
+    replaced = await book.read("heartbeat")
+    assert replaced is not None and replaced.tagged and replaced.same(_declared(book))
+
+
+def _declared(book: schedules.Schedules) -> schedules.Definition:
+    return book.define("heartbeat", "0 0 1 1 *", "heartbeat", [], {})
+
+
 def test_expose_checks_a_schedule_at_once() -> None:
     functions = Functions()
     with pytest.raises(ValueError, match="five fields"):

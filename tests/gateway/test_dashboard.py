@@ -219,6 +219,61 @@ def test_steps_are_named_by_their_function(server: str, page: Any) -> None:
     httpx.post(f"{server}/resonate/invocations/{id}/cancel")
 
 
+def book_trip(server: str, id: str, *args: str) -> dict[str, Any]:
+    resp = httpx.post(
+        f"{server}/resonate/functions/book_trip",
+        params={"id": id, "wait": "10"},
+        json={"args": list(args)},
+    )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_the_timeline_shows_named_steps_their_arguments_and_results(server: str, page: Any) -> None:
+    id = "ui-trip-" + uuid.uuid4().hex[:8]
+    assert book_trip(server, id, "oslo", "hotel")["status"] == "rejected"
+    page.goto(f"{server}/resonate/ui#/invocations/{id}")
+    rows = page.locator("#tree .step-row")
+    expect(rows).to_have_count(4)  # the invocation, two bookings, one release
+    names = page.locator("#tree .step .name")
+    expect(names).to_have_text(["book_trip", "reserve", "reserve", "release"])
+    expect(rows.nth(1)).to_have_attribute("data-status", "resolved")
+    expect(rows.nth(2)).to_have_attribute("data-status", "rejected")
+    # Every step has a bar on the shared axis; a later step starts no earlier.
+    lefts = [
+        float(rows.nth(n).locator(".step-bar").evaluate("b => parseFloat(b.style.left)"))
+        for n in range(4)
+    ]
+    assert lefts == sorted(lefts)
+    # A step opens to its arguments and result; the failing one to its error.
+    rows.nth(1).locator("summary").click()
+    first = rows.nth(1).locator(".step-facts")
+    expect(first.locator("pre.args")).to_have_text('[\n  "oslo",\n  "flight",\n  false\n]')
+    expect(first.locator("pre.result")).to_have_text('"flight:oslo"')
+    rows.nth(2).locator("summary").click()
+    expect(rows.nth(2).locator(".error-value")).to_have_text(
+        "ValueError: no hotel available for oslo"
+    )
+    expect(rows.nth(2).locator("pre.args")).to_contain_text('"hotel"')
+    page.locator("#detail-panel h3", has_text="Timeline").scroll_into_view_if_needed()
+    shot(page, "timeline")
+
+
+def test_a_long_value_is_cut_with_a_way_to_see_all(server: str, page: Any) -> None:
+    id = "ui-long-" + uuid.uuid4().hex[:8]
+    trip = "oslo-" + "x" * 300
+    book_trip(server, id, trip)
+    page.goto(f"{server}/resonate/ui#/invocations/{id}")
+    step = page.locator("#tree .step-row").nth(1)
+    step.locator("summary").click()
+    args = step.locator("pre.args")
+    expect(args).to_contain_text('"oslo-xxx')
+    assert args.inner_text().endswith("…") and "flight" not in args.inner_text()
+    step.locator("button.more").first.click()
+    expect(args).to_contain_text(trip)
+    expect(args).to_contain_text('"flight"')
+
+
 def test_a_function_filter_shows_its_statistics(server: str, page: Any) -> None:
     for n in range(2):
         httpx.post(
@@ -232,6 +287,14 @@ def test_a_function_filter_shows_its_statistics(server: str, page: Any) -> None:
     expect(page.locator("#stats")).to_contain_text("last hour")
     expect(page.locator("#stats")).to_contain_text("failure rate 100.0%")
     expect(page.locator('#stats li[data-status="rejected"]')).not_to_have_text("rejected 0")
+    # The chart: a bar of starts and one of failures in the newest intervals.
+    chart = page.locator("#stats figure.chart svg")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.started")).to_have_count(30)
+    failed = chart.locator("rect.failed")
+    expect(failed.first).to_be_attached()
+    assert failed.first.evaluate("r => r.getBBox().height") > 0
+    assert int(failed.first.get_attribute("data-n") or 0) >= 1
     shot(page, "stats")
 
 
@@ -270,6 +333,31 @@ def test_schedules_show_with_their_next_run_and_ticks(server: str, page: Any) ->
         httpx.delete(f"{server}/resonate/schedules/{id}")
 
 
+def test_list_and_detail_side_by_side_at_1280(server: str, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        id = "ui-a-rather-long-invocation-id-that-names-an-order-" + uuid.uuid4().hex
+        book_trip(server, id, "rome")
+        page.goto(f"{server}/resonate/ui#/invocations/{id}")
+        expect(page.locator("#detail-id")).to_have_text(id)
+        expect(row(page, id)).to_be_visible()
+        listing = page.locator("#list-panel").bounding_box()
+        detail = page.locator("#detail-panel").bounding_box()
+        # Side by side: the detail to the right of the list, both from the top.
+        assert detail["x"] >= listing["x"] + listing["width"] - 1
+        assert abs(detail["y"] - listing["y"]) < 2
+        # They use the window's height.
+        assert listing["y"] + listing["height"] > 0.9 * 900
+        # The id is shown whole, in the list and in the detail (wrapped, never cut).
+        for shown in (row(page, id).locator(".id"), page.locator("#detail-id")):
+            expect(shown).to_have_text(id)
+            assert shown.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        shot(page, "wide")
+    finally:
+        context.close()
+
+
 def test_a_phone_sized_screen(server: str, browser: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
@@ -282,6 +370,17 @@ def test_a_phone_sized_screen(server: str, browser: Any) -> None:
         listing = page.locator("#list-panel").bounding_box()
         assert listing["y"] > form["y"] + form["height"] - 1
         assert abs(listing["width"] - form["width"]) < 2
+        # An invocation opens below, with its timeline within the screen's width.
+        id = "ui-phone-" + uuid.uuid4().hex[:8]
+        book_trip(server, id, "oslo")
+        page.goto(f"{server}/resonate/ui#/invocations/{id}")
+        expect(page.locator("#tree .step-row")).to_have_count(4)
+        detail = page.locator("#detail-panel").bounding_box()
+        assert detail["y"] > listing["y"] and abs(detail["width"] - form["width"]) < 2
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.locator("#tree .step-row summary").nth(1).click()
+        expect(page.locator("#tree .step-row pre.result").first).to_contain_text("flight:oslo")
+        page.locator("#detail-panel h3", has_text="Timeline").scroll_into_view_if_needed()
         shot(page, "phone")
     finally:
         context.close()

@@ -36,6 +36,7 @@ def build(mode: Literal["auto", "inline"] = "auto") -> Functions:
     functions.expose(hold, mode=mode, retry_policy=Never())
     functions.expose(refusing, mode=mode, retry_policy=EVERY_SECOND)
     functions.expose(wide, mode=mode)
+    functions.expose(example.book_trip, mode=mode, retry_policy=Never())
     functions.expose(example.slow, name="slow_timeout", mode=mode, timeout=timedelta(seconds=1))
     functions.expose_remote("remote_add", target="nobody", signature=_remote_add_stub)
     functions.expose_remote("remote_raw", target="nobody")

@@ -45,6 +45,7 @@ from resonate.resonate import DEFAULT_TOP_LEVEL_TIMEOUT
 from resonate.types import Value
 
 from resonate_web._core import sdk as _sdk
+from resonate_web._core import search as _search
 from resonate_web._core.cron import (
     next_after,
     next_runs,
@@ -143,6 +144,9 @@ class Stored:
     timeout_ms: int
     target: str | None
     created_at: int
+    #: Whether its ticks carry their function's tag (schedules stored by resonate-web
+    #: releases before it did are not: :meth:`Schedules.declare` replaces them).
+    tagged: bool = True
 
     def same(self, definition: Definition) -> bool:
         return (
@@ -177,6 +181,19 @@ class Stored:
         return ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new in pairs if old != new)
 
 
+def tick_tags(definition: Definition) -> dict[str, str]:
+    """The tags every tick of ``definition`` carries, whoever creates it: its group and
+    schedule, and the root invocation tags resonate-web gives what it starts itself,
+    so that a tick a backend creates on its own (the Resonate server, resonate-pg) is
+    found by the searches by function (the list, the statistics) like any other."""
+    return {
+        TARGET_TAG: definition.target,
+        SCHEDULE_TAG: definition.id,
+        _search.INVOCATION_TAG: "true",
+        _search.FUNCTION_TAG: definition.function,
+    }
+
+
 def _stored(record: Any, decode: Callable[[Any], Any]) -> Stored:
     try:
         call = decode(record.promise_param)
@@ -200,6 +217,7 @@ def _stored(record: Any, decode: Callable[[Any], Any]) -> Stored:
         timeout_ms=int(record.promise_timeout),
         target=(record.promise_tags or {}).get(TARGET_TAG),
         created_at=int(record.created_at or 0),
+        tagged=_search.FUNCTION_TAG in (record.promise_tags or {}),
     )
 
 
@@ -354,7 +372,7 @@ class Schedules:
                     promise_id=TICK_TEMPLATE,
                     promise_timeout=definition.timeout_ms,
                     promise_param=Value(data=definition.param()),
-                    promise_tags={TARGET_TAG: definition.target, SCHEDULE_TAG: definition.id},
+                    promise_tags=tick_tags(definition),
                 )
             )
         except ServerError as exc:
@@ -501,9 +519,15 @@ class Schedules:
 
     async def _declare(self, definition: Definition) -> None:
         existing = await self.read(definition.id)
-        if existing is not None and existing.same(definition):
+        if existing is not None and existing.same(definition) and existing.tagged:
             return
-        if existing is not None:
+        if existing is not None and existing.same(definition):
+            logger.info(
+                "resonate-web: schedule %s was stored without its function's tag on its "
+                "ticks: replacing it, so its ticks are listed and counted by function",
+                definition.id,
+            )
+        elif existing is not None:
             logger.warning(
                 "resonate-web: schedule %s differs from its declaration in code (%s): "
                 "replacing the stored one",

@@ -715,12 +715,13 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
             return _search_reply(req, _search.page_of(rows, query))
 
         async def function_stats(
-            self, tags: dict[str, str], since: int
-        ) -> tuple[dict[str, int], dict[str, float] | None]:
+            self, tags: dict[str, str], since: int, width: int, count: int
+        ) -> _search.Stats:
+            parameters = _search.pg_stats_parameters(tags, since, width, count)
             async with self._sessions.session() as conn:
-                cursor = await conn.execute(_search.PG_STATS, [json.dumps(tags), since])
+                cursor = await conn.execute(_search.PG_STATS, parameters)
                 row = await cursor.fetchone()
-            return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 3)
+            return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 4)
 
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))
@@ -729,16 +730,17 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
 
 
 async def function_stats(
-    client: Resonate, tags: dict[str, str], since: int
-) -> tuple[dict[str, int], dict[str, float] | None] | None:
-    """Counts by status and ``{p50, p95, max}`` durations of the root invocations
+    client: Resonate, tags: dict[str, str], since: int, width: int, count: int
+) -> _search.Stats | None:
+    """Counts by status, ``{p50, p95, max}`` durations, and starts and failures per
+    interval (``count`` of ``width`` ms from ``since``) of the root invocations
     carrying ``tags`` created since ``since`` (unix ms), as one query where the
     backend's connection has one (Postgres); ``None`` where it has not (the caller
     reads the function's tag search instead)."""
     answer = getattr(client._network, "function_stats", None)
     if answer is None:
         return None
-    found: tuple[dict[str, int], dict[str, float] | None] = await answer(tags, since)
+    found: _search.Stats = await answer(tags, since, width, count)
     return found
 
 
@@ -940,10 +942,30 @@ def _is_async(fn: Any) -> bool:
     )
 
 
+def _step_param(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A ``ctx.run`` step's arguments as the wire value of a promise param
+    (``{"headers", "data": {"args", "kwargs"} encoded by the client's codec}``), or
+    ``None`` when they cannot be encoded (``ctx.run`` takes any object) or exceed
+    :data:`_search.MAX_STEP_PARAM`."""
+    effects: Any = ctx._state.effects
+    try:
+        value = effects.codec.encode({"args": list(args), "kwargs": kwargs})
+    except Exception:
+        return None
+    if not isinstance(value.data, str) or len(value.data) > _search.MAX_STEP_PARAM:
+        return None
+    return (
+        {"data": value.data}
+        if value.headers is None
+        else {"headers": value.headers, "data": value.data}
+    )
+
+
 def name_steps() -> None:
-    """Tag every ``ctx.run`` step's promise with the name of the function it runs
-    (idempotent): the SDK leaves a local step's param empty, so the tree and the
-    dashboard would know the step by its id alone."""
+    """Tag every ``ctx.run`` step's promise with the name of the function it runs,
+    and record its arguments as its param (idempotent): the SDK leaves a local
+    step's param empty (it is never read back: a replay re-derives the arguments),
+    so the tree and the dashboard would know the step by its id alone."""
     if getattr(Context, "_resonate_web_named", False):
         return
     original = Context.run
@@ -955,6 +977,7 @@ def name_steps() -> None:
             # sees the holder filled in.
             step["id"] = future._id
             step["name"] = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+            step["param"] = _step_param(self, args, kwargs)
         return future
 
     Context.run = run  # type: ignore[method-assign]

@@ -140,19 +140,25 @@ def traced(traceparent: str | None) -> Iterator[None]:
 #: known only by its id.
 STEP_TAG = "resonate-web:step"
 
-#: The step ``ctx.run`` is creating: ``{"id", "name"}``, filled in once the SDK has
-#: built its create (see ``_sdk.name_steps``); the create is sent from a task that
-#: inherits this holder.
-_STEP: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+#: The largest step param (its arguments, encoded) recorded with a ``ctx.run`` step:
+#: a step called with more keeps the SDK's empty param.
+MAX_STEP_PARAM = 64 * 1024
+
+#: The step ``ctx.run`` is creating: ``{"id", "name"}`` and, when its arguments
+#: could be encoded, ``"param"`` (the wire value ``{"headers", "data"}``), filled in
+#: once the SDK has built its create (see ``_sdk.name_steps``); the create is sent
+#: from a task that inherits this holder.
+_STEP: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "resonate_web_step", default=None
 )
 
 
 @contextlib.contextmanager
-def naming_step() -> Iterator[dict[str, str]]:
-    """A step created from within is tagged with :data:`STEP_TAG`, once the holder
-    yielded names its ``id`` and ``name``."""
-    holder: dict[str, str] = {}
+def naming_step() -> Iterator[dict[str, Any]]:
+    """A step created from within is tagged with :data:`STEP_TAG`, and given its
+    arguments as param, once the holder yielded names its ``id``, ``name`` and
+    ``param``."""
+    holder: dict[str, Any] = {}
     token = _STEP.set(holder)
     try:
         yield holder
@@ -162,7 +168,8 @@ def naming_step() -> Iterator[dict[str, str]]:
 
 def _tag_step(envelope: dict[str, Any]) -> bool:
     """Tag the create in ``envelope`` (a ``promise.create``, or a ``task.fence`` whose
-    action is one) with :data:`STEP_TAG` if it is the step being named; whether it was."""
+    action is one) with :data:`STEP_TAG`, and give it the step's arguments as param
+    where its param is empty, if it is the step being named; whether it was."""
     step = _STEP.get()
     if envelope.get("kind") == "task.fence":
         fenced = envelope.get("data")
@@ -179,6 +186,9 @@ def _tag_step(envelope: dict[str, Any]) -> bool:
     if not isinstance(tags, dict):
         return False
     tags.setdefault(STEP_TAG, step["name"])
+    param = data.get("param")
+    if step.get("param") and not (isinstance(param, dict) and param.get("data")):
+        data["param"] = step["param"]
     return True
 
 
@@ -319,16 +329,28 @@ LIMIT %s
 
 #: A function's statistics (see resonate_web._gateway.operations) as one aggregate query: counts
 #: by state (a pending promise past its timeout counts as timed out, as reads show
-#: it) and the settled ones' durations, over the roots carrying the tags
-#: ``%s`` (jsonb) created since ``%s`` (unix ms).
+#: it), the settled ones' durations, and per interval of the window (``width`` ms
+#: each, ``count`` of them from ``since``) how many started and how many of those
+#: failed (rejected or timed out), over the roots carrying the jsonb ``tags``
+#: created since ``since`` (unix ms). ``found`` is read twice, so PostgreSQL
+#: materializes it: one pass over the matching rows.
 PG_STATS = """
-WITH found AS (
-  SELECT CASE WHEN p.state = 'pending' AND p.timeout_at <= now_ms.at
+WITH q AS (
+  SELECT %s::jsonb AS tags, %s::bigint AS since, %s::bigint AS width, %s::bigint AS count,
+         (extract(epoch from clock_timestamp()) * 1000)::bigint AS now
+),
+found AS MATERIALIZED (
+  SELECT CASE WHEN p.state = 'pending' AND p.timeout_at <= q.now
               THEN 'rejected_timedout' ELSE p.state END AS state,
-         COALESCE(p.settled_at, LEAST(p.timeout_at, now_ms.at)) - p.created_at AS duration
-  FROM resonate.promises p,
-       (SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS at) now_ms
-  WHERE p.tags @> %s::jsonb AND p.created_at >= %s
+         COALESCE(p.settled_at, LEAST(p.timeout_at, q.now)) - p.created_at AS duration,
+         LEAST((p.created_at - q.since) / q.width, q.count - 1) AS bucket
+  FROM resonate.promises p, q
+  WHERE p.tags @> q.tags AND p.created_at >= q.since
+),
+buckets AS (
+  SELECT bucket, count(*) AS started,
+         count(*) FILTER (WHERE state IN ('rejected', 'rejected_timedout')) AS failed
+  FROM found GROUP BY bucket
 )
 SELECT count(*) FILTER (WHERE state = 'pending'),
        count(*) FILTER (WHERE state = 'resolved'),
@@ -337,19 +359,36 @@ SELECT count(*) FILTER (WHERE state = 'pending'),
        count(*) FILTER (WHERE state = 'rejected_timedout'),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) FILTER (WHERE state <> 'pending'),
-       max(duration) FILTER (WHERE state <> 'pending')
+       max(duration) FILTER (WHERE state <> 'pending'),
+       (SELECT COALESCE(jsonb_agg(jsonb_build_array(bucket, started, failed)), '[]'::jsonb)
+        FROM buckets)
 FROM found
 """
 
 
-def stats_of_row(row: tuple[Any, ...]) -> tuple[dict[str, int], dict[str, float] | None]:
-    """:data:`PG_STATS`'s row as counts by status and ``{p50, p95, max}`` (or None)."""
+def pg_stats_parameters(tags: dict[str, str], since: int, width: int, count: int) -> list[Any]:
+    """The :data:`PG_STATS` parameters."""
+    return [json.dumps(tags), since, width, count]
+
+
+#: Counts by status, ``{p50, p95, max}`` durations (or None), and per interval
+#: index ``(started, failed)``: a function's statistics as a backend answers them.
+type Stats = tuple[dict[str, int], dict[str, float] | None, dict[int, tuple[int, int]]]
+
+
+def stats_of_row(row: tuple[Any, ...]) -> Stats:
+    """:data:`PG_STATS`'s row as counts by status, ``{p50, p95, max}`` (or None) and
+    the intervals' ``(started, failed)`` by index."""
     names = ("pending", "resolved", "rejected", "canceled", "timedout")
     counts = {name: int(n or 0) for name, n in zip(names, row[:5], strict=True)}
     p50, p95, most = row[5:8]
+    raw = row[8] if len(row) > 8 else None
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    buckets = {int(b): (int(n), int(f)) for b, n, f in raw or ()}
     if most is None:
-        return counts, None
-    return counts, {"p50": float(p50), "p95": float(p95), "max": float(most)}
+        return counts, None, buckets
+    return counts, {"p50": float(p50), "p95": float(p95), "max": float(most)}, buckets
 
 
 def pg_parameters(query: dict[str, Any]) -> list[Any]:

@@ -275,13 +275,37 @@ def _kind(record: PromiseRecord) -> str:
     return "call"
 
 
+def values_of(record: PromiseRecord, kind: str) -> dict[str, Any]:
+    """A node's values (``?values=true``): a call's ``args`` and ``kwargs`` where they
+    are stored (a root's and a ``ctx.rpc``'s param holds its call; a ``ctx.run``
+    step's, its arguments as resonate-web records them), and a settled call's or
+    promise's ``result`` or ``error``; none for a sleep."""
+    found: dict[str, Any] = {}
+    data = record.param.data
+    if kind == "call" and isinstance(data, dict):
+        args, kwargs = data.get("args"), data.get("kwargs")
+        if isinstance(args, list) or isinstance(kwargs, dict):
+            found["args"] = args if isinstance(args, list) else []
+            found["kwargs"] = kwargs if isinstance(kwargs, dict) else {}
+    if kind == "sleep":
+        return found
+    status = invocations.status_of(record)
+    if status == "resolved":
+        found["result"] = record.value.data
+    elif status == "rejected":
+        found["error"] = invocations.error_of(record.value.data)
+    return found
+
+
 def _node(
     record: PromiseRecord,
     children: dict[str, list[PromiseRecord]],
     scope: str,
     failed: dict[str, dict[str, Any]],
+    values: bool,
+    kind: str | None = None,
 ) -> dict[str, Any]:
-    kind = _kind(record)
+    kind = kind or _kind(record)
     node: dict[str, Any] = {"id": record.id.removeprefix(scope), "kind": kind}
     if kind == "call":
         node["function"] = invocations.function_of(record) or record.tags.get(_search.STEP_TAG)
@@ -291,8 +315,10 @@ def _node(
         node["settled_at"] = invocations.iso(record.settled_at)
     else:
         node.update(failure_fields(failed.get(record.id), scope))
+    if values:
+        node.update(values_of(record, kind))
     node["children"] = [
-        _node(c, children, scope, failed) for c in _ordered(children.get(record.id, []))
+        _node(c, children, scope, failed, values) for c in _ordered(children.get(record.id, []))
     ]
     return node
 
@@ -301,7 +327,20 @@ def _ordered(records: list[PromiseRecord]) -> Iterator[PromiseRecord]:
     return iter(sorted(records, key=lambda r: (r.created_at, _step_order(r.id))))
 
 
+_FLAGS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _values_flag(request: Request) -> bool:
+    raw = request.query.get("values")
+    if raw is None:
+        return False
+    if raw not in _FLAGS:
+        raise _invalid(f"values is true or false, got {raw[:40]!r}")
+    return _FLAGS[raw]
+
+
 async def tree(gw: Service, request: Request) -> Any:
+    values = _values_flag(request)
     id, root = await gw.lookup(request)
     steps, truncated = await _lineage(gw, id)
     known = {id} | {step.id for step in steps}
@@ -315,8 +354,7 @@ async def tree(gw: Service, request: Request) -> Any:
     if root.state == "pending":
         for part, found in (await failures(gw, id, TREE_PAGE)).items():
             failed[part or id] = found
-    body = _node(root, children, request.scope, failed)
-    body["kind"] = "call"
+    body = _node(root, children, request.scope, failed, values, kind="call")
     body["function"] = invocations.function_of(root)
     if truncated:
         body["truncated"] = True

@@ -402,7 +402,9 @@ def _operation_paths(prefix: str, tags: list[str]) -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": _json(FunctionStats, "Counts, durations and failure rate"),
+                    "200": _json(
+                        FunctionStats, "Counts, durations, failure rate, starts and failures"
+                    ),
                     **_problems(400, 404, 503),
                 },
             }
@@ -443,7 +445,16 @@ def _browse_paths(prefix: str, tags: list[str], promises: bool) -> dict[str, Any
                 "tags": tags,
                 "operationId": "resonate_tree",
                 "summary": "An invocation's durable steps, nested",
-                "parameters": [_ID_PATH],
+                "parameters": [
+                    _ID_PATH,
+                    {
+                        "name": "values",
+                        "in": "query",
+                        "description": "true: each call's arguments (where stored) and each "
+                        "settled call's or promise's result or error",
+                        "schema": {"type": "boolean", "default": False},
+                    },
+                ],
                 "responses": {
                     "200": _json(TreeNode, "The invocation and its steps"),
                     **_problems(400, 404, 503),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from resonate.types import PromiseRecord
@@ -33,6 +34,8 @@ DEFAULT_WINDOW = 3600
 MAX_WINDOW = 30 * 24 * 3600
 #: Where the backend has no aggregate query: invocations read per search page.
 STATS_PAGE = 1000
+#: The statistics' window is cut into this many equal intervals (``buckets``).
+BUCKETS = 30
 
 Bulk = Literal["cancel", "rerun"]
 
@@ -160,19 +163,42 @@ def _percentile(ordered: list[int], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
-def summary(counts: dict[str, int], durations: list[int]) -> dict[str, Any]:
-    """Counts by status and settled durations (ms) as the statistics document's
-    ``counts``, ``duration_ms`` and ``failure_rate``."""
+def summary(
+    counts: dict[str, int], durations: list[int], buckets: dict[int, tuple[int, int]]
+) -> _search.Stats:
+    """Counts by status, settled durations (ms) and intervals' ``(started, failed)``
+    as a backend's aggregate query answers them."""
     ordered = sorted(durations)
-    return aggregate(
-        counts,
+    duration = (
         {"p50": _percentile(ordered, 0.5), "p95": _percentile(ordered, 0.95), "max": ordered[-1]}
         if ordered
-        else None,
+        else None
     )
+    return counts, {k: float(v) for k, v in duration.items()} if duration else None, buckets
 
 
-def aggregate(counts: dict[str, int], duration: dict[str, float] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Window:
+    """The statistics' window: from ``since`` (unix ms), ``count`` intervals of
+    ``width`` ms (the last one reaching now)."""
+
+    seconds: int
+    since: int
+    width: int
+    count: int = BUCKETS
+
+    @classmethod
+    def ending(cls, now: int, seconds: int) -> Window:
+        return cls(seconds, now - seconds * 1000, -(-seconds * 1000 // BUCKETS))
+
+    def bucket(self, created_at: int) -> int:
+        return min((created_at - self.since) // self.width, self.count - 1)
+
+
+def aggregate(stats: _search.Stats, window: Window) -> dict[str, Any]:
+    """The statistics document's ``counts``, ``duration_ms``, ``failure_rate`` and
+    ``buckets``."""
+    counts, duration, buckets = stats
     shown = {status: int(counts.get(status, 0)) for status in _STATUSES}
     settled = sum(shown.values()) - shown["pending"]
     failed = shown["rejected"] + shown["timedout"]
@@ -180,24 +206,35 @@ def aggregate(counts: dict[str, int], duration: dict[str, float] | None) -> dict
         "counts": shown,
         "duration_ms": {k: round(v, 3) for k, v in duration.items()} if duration else None,
         "failure_rate": round(failed / settled, 6) if settled else None,
+        "buckets": [
+            {
+                "start": invocations.iso(window.since + n * window.width),
+                "started": buckets.get(n, (0, 0))[0],
+                "failed": buckets.get(n, (0, 0))[1],
+            }
+            for n in range(window.count)
+        ],
     }
 
 
 _STATUSES = ("pending", "resolved", "rejected", "canceled", "timedout")
 
 
-async def _by_search(gw: Service, tags: dict[str, str], since: int, scope: str) -> dict[str, Any]:
+async def _by_search(
+    gw: Service, tags: dict[str, str], window: Window, scope: str
+) -> _search.Stats:
     """The statistics from the function's tag search, newest first, page by page,
     stopping at the first invocation older than the window."""
     counts = dict.fromkeys(_STATUSES, 0)
     durations: list[int] = []
+    buckets: dict[int, tuple[int, int]] = {}
     cursor = None
     now = int(time.time() * 1000)
     while True:
         found = await gw.bounded(gw.runtime.client.promises.search(None, tags, STATS_PAGE, cursor))
         for record in found.promises:
-            if record.created_at < since:
-                return summary(counts, durations)
+            if record.created_at < window.since:
+                return summary(counts, durations, buckets)
             if not record.id.startswith(scope):
                 continue
             status = invocations.status_of(record)
@@ -207,9 +244,12 @@ async def _by_search(gw: Service, tags: dict[str, str], since: int, scope: str) 
             if status != "pending":
                 end = record.settled_at or record.timeout_at
                 durations.append(max(0, end - record.created_at))
+            n = window.bucket(record.created_at)
+            started, failed = buckets.get(n, (0, 0))
+            buckets[n] = (started + 1, failed + (status in ("rejected", "timedout")))
         cursor = found.cursor
         if not cursor:
-            return summary(counts, durations)
+            return summary(counts, durations, buckets)
 
 
 async def stats(gw: Service, request: Request) -> Response:
@@ -218,15 +258,14 @@ async def stats(gw: Service, request: Request) -> Response:
     if unknown:
         raise Problem("invalid-query", f"unknown parameter(s) {', '.join(map(repr, unknown))}")
     exposed = gw.runtime.function(request.path_params["name"])
-    window = _window(request.query.get("window"))
-    since = int(time.time() * 1000) - window * 1000
+    window = Window.ending(int(time.time() * 1000), _window(request.query.get("window")))
     tags = {_search.FUNCTION_TAG: exposed.name}
     if request.scope:
         tags[_search.OWNER_TAG] = request.scope
-    answered = await gw.bounded(_sdk.function_stats(gw.runtime.client, tags, since))
-    if answered is not None:
-        counts, duration = answered
-        body = aggregate(counts, duration)
-    else:
-        body = await _by_search(gw, tags, since, request.scope)
-    return Response(200, {"function": exposed.name, "window": window, **body})
+    answered = await gw.bounded(
+        _sdk.function_stats(gw.runtime.client, tags, window.since, window.width, window.count)
+    )
+    if answered is None:
+        answered = await _by_search(gw, tags, window, request.scope)
+    body = aggregate(answered, window)
+    return Response(200, {"function": exposed.name, "window": window.seconds, **body})

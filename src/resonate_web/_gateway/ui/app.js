@@ -350,18 +350,49 @@
       const s = await api("/functions/" + enc(name) + "/stats?window=3600");
       if (name !== $("filter-function").value) return;
       const d = s.duration_ms;
-      const ms = (v) => (v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(1) + " s");
       card.replaceChildren(
         el("h3", {}, s.function + " — last hour"),
         el("ul", { class: "counts" },
           ...Object.entries(s.counts).map(([k, v]) => el("li", { "data-status": k }, badge(k), " " + v))),
         el("p", { class: "hint" },
           (d ? "p50 " + ms(d.p50) + " · p95 " + ms(d.p95) + " · max " + ms(d.max) : "nothing settled") +
-          (s.failure_rate === null ? "" : " · failure rate " + (100 * s.failure_rate).toFixed(1) + "%")));
+          (s.failure_rate === null ? "" : " · failure rate " + (100 * s.failure_rate).toFixed(1) + "%")),
+        ...(s.buckets && s.buckets.length ? [chart(s.buckets)] : []));
       card.hidden = false;
     } catch (e) {
       card.hidden = true;
     }
+  }
+
+  // Starts (and, over them, failures) per interval of the window, as inline SVG.
+  function chart(buckets) {
+    const W = 300, H = 64, gap = 1;
+    const most = Math.max(1, ...buckets.map((b) => b.started));
+    const w = W / buckets.length;
+    const time = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const bars = buckets.flatMap((b, n) => {
+      const x = (n * w + gap / 2).toFixed(2);
+      const width = (w - gap).toFixed(2);
+      const tip = time(b.start) + ": " + b.started + " started, " + b.failed + " failed";
+      const h = (H * b.started) / most;
+      const f = (H * b.failed) / most;
+      return [
+        svg("rect", { class: "started", x, width, y: (H - h).toFixed(2), height: h.toFixed(2), "data-n": b.started }, svg("title", {}, tip)),
+        b.failed ? svg("rect", { class: "failed", x, width, y: (H - f).toFixed(2), height: f.toFixed(2), "data-n": b.failed }, svg("title", {}, tip)) : null,
+      ];
+    });
+    const total = buckets.reduce((a, b) => a + b.started, 0);
+    const failed = buckets.reduce((a, b) => a + b.failed, 0);
+    return el("figure", { class: "chart" },
+      svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img",
+        "aria-label": total + " started and " + failed + " failed in the last hour, per interval" },
+        svg("line", { class: "base", x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5 }),
+        ...bars.filter(Boolean)),
+      el("figcaption", {},
+        el("span", {}, time(buckets[0].start)),
+        el("span", { class: "legend" },
+          el("i", { class: "started" }), "started ", el("i", { class: "failed" }), "failed · peak " + most),
+        el("span", {}, "now")));
   }
 
   let following = false;
@@ -455,21 +486,108 @@
       problem);
   }
 
-  function node(step) {
-    const label = el("span", { class: "step" },
-      el("span", { class: "kind" }, step.kind),
-      el("span", { class: "name" }, step.function || step.id),
-      badge(step.status),
-      el("span", { class: "took" }, duration(step.created_at, step.settled_at) || ""),
-      ...(step.last_error ? [retrying(step)] : []));
-    if (!step.children || step.children.length === 0) return el("div", { class: "leaf" }, label);
-    return el("details", { open: "" }, el("summary", {}, label), ...step.children.map(node));
+  // ── the timeline: every step on one time axis ──────────────────────────────
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  function ms(v) {
+    if (v < 1000) return Math.round(v) + " ms";
+    if (v < 60000) return (v / 1000).toFixed(1) + " s";
+    if (v < 3600000) return (v / 60000).toFixed(1) + " min";
+    return (v / 3600000).toFixed(1) + " h";
+  }
+
+  // The tree as rows in the order the steps were taken, each with its depth.
+  function flatten(step, depth, rows) {
+    rows.push({ step, depth });
+    for (const child of step.children || []) flatten(child, depth + 1, rows);
+    return rows;
+  }
+
+  // A JSON value, at most LONG characters shown until "Show all" is pressed.
+  const LONG = 240;
+  function valueBlock(label, value, cls) {
+    const text = JSON.stringify(value, null, 2);
+    const full = text === undefined ? "null" : text;
+    const pre = el("pre", { class: "value " + (cls || "") },
+      full.length > LONG ? full.slice(0, LONG) + "…" : full);
+    const more = full.length > LONG
+      ? el("button", { type: "button", class: "quiet more", onclick: (ev) => {
+          pre.textContent = full;
+          ev.currentTarget.remove();
+        } }, "Show all (" + full.length + " characters)")
+      : null;
+    return [el("dt", {}, label), el("dd", {}, pre, more)];
+  }
+
+  function stepDetails(step, t0) {
+    const facts = [
+      [el("dt", {}, "Id"), el("dd", {}, el("code", { class: "full-id" }, step.id))],
+      [el("dt", {}, "Started"), el("dd", {}, when(step.created_at) +
+        (t0 !== null ? " (+" + ms(Date.parse(step.created_at) - t0) + ")" : ""))],
+    ];
+    if (step.settled_at) facts.push([el("dt", {}, "Settled"), el("dd", {}, when(step.settled_at))]);
+    if (step.attempts) facts.push([el("dt", {}, "Attempts"), el("dd", {}, String(step.attempts))]);
+    if (step.last_error) {
+      const last = step.last_error;
+      facts.push([el("dt", {}, "Last error"), el("dd", { class: "last-error" },
+        last.type + ": " + last.message + (last.next_attempt_at ? " (next attempt " + when(last.next_attempt_at) + ")" : ""))]);
+    }
+    if ("args" in step) {
+      const call = Object.keys(step.kwargs || {}).length ? { args: step.args, kwargs: step.kwargs } : step.args;
+      facts.push(valueBlock("Arguments", call, "args"));
+    } else if (step.kind === "call") {
+      facts.push([el("dt", {}, "Arguments"), el("dd", { class: "hint" }, "not recorded")]);
+    }
+    if ("result" in step) facts.push(valueBlock("Result", step.result, "result"));
+    if (step.error) facts.push([el("dt", {}, "Error"), el("dd", { class: "error-value" }, step.error.type + ": " + step.error.message)]);
+    return el("dl", { class: "facts step-facts" }, ...facts.flat());
+  }
+
+  function timeline(tree) {
+    const rows = flatten(tree, 0, []);
+    const now = Date.now();
+    const t0 = Date.parse(tree.created_at);
+    const ends = rows.map(({ step }) => (step.settled_at ? Date.parse(step.settled_at) : now));
+    const span = Math.max(1, Math.max(...ends) - t0);
+    const axis = el("div", { class: "axis" },
+      el("span", {}, "0"), el("span", {}, ms(span / 2)), el("span", {}, ms(span)));
+    const items = rows.map(({ step, depth }, n) => {
+      const start = Date.parse(step.created_at) - t0;
+      const end = ends[n] - t0;
+      const left = Math.min(99, Math.max(0, (100 * start) / span));
+      const width = Math.max(0.4, Math.min(100 - left, (100 * (end - start)) / span));
+      const bar = el("span", { class: "step-bar " + step.status, style: "left:" + left.toFixed(2) + "%;width:" + width.toFixed(2) + "%" });
+      const label = el("span", { class: "step" },
+        el("span", { class: "label", style: "padding-left:" + (0.9 * depth).toFixed(1) + "rem" },
+          el("span", { class: "kind" }, step.kind),
+          el("span", { class: "name" }, step.function || step.id)),
+        badge(step.status),
+        el("span", { class: "took" }, step.settled_at ? ms(end - start) : "running " + ms(end - start)),
+        el("span", { class: "track", title: "+" + ms(start) + ", " + ms(end - start) }, bar),
+        ...(step.last_error ? [retrying(step)] : []));
+      return el("details", { class: "step-row", "data-id": step.id, "data-status": step.status, "data-kind": step.kind },
+        el("summary", {}, label), stepDetails(step, t0));
+    });
+    return el("div", { class: "waterfall" }, axis, ...items,
+      tree.truncated ? el("p", { class: "hint" }, "Cut at 5,000 steps.") : null);
   }
 
   async function loadTree(id) {
     try {
-      const tree = await api("/invocations/" + enc(id) + "/tree");
-      if (id === shownId) $("tree").replaceChildren(node(tree));
+      const tree = await api("/invocations/" + enc(id) + "/tree?values=true");
+      if (id !== shownId) return;
+      // Keep open what the reader opened.
+      const open = new Set([...$("tree").querySelectorAll("details[open]")].map((d) => d.dataset.id));
+      const drawn = timeline(tree);
+      for (const d of drawn.querySelectorAll("details")) if (open.has(d.dataset.id)) d.open = true;
+      $("tree").replaceChildren(drawn);
     } catch (e) {
       if (!(e instanceof Refused)) $("detail-problem").textContent = e.message;
     }
