@@ -20,6 +20,11 @@ class FunctionInfo(BaseModel):
         description="How a failed attempt is retried, e.g. {'kind': 'exponential', "
         "'max_retries': 30, ...}; null when only the worker knows (expose_remote)"
     )
+    flow: dict[str, Any] | None = Field(
+        default=None,
+        description="Its flow control, when it has some: {'concurrency': {'limit', 'key'}, "
+        "'rate': {'limit', 'period', 'key', 'on_limit'}, 'debounce': {'period', 'key'}}",
+    )
 
 
 class FunctionList(BaseModel):
@@ -67,6 +72,10 @@ class StatusDocument(BaseModel):
     awaiting: list[str] | None = Field(
         default=None, description="Promise ids the invocation waits on, while it waits"
     )
+    waiting_for: Literal["concurrency", "rate", "debounce"] | None = Field(
+        default=None,
+        description="While pending and not yet begun: the flow control it waits for",
+    )
     created_at: str | None = Field(description="ISO-8601 UTC")
     settled_at: str | None = Field(default=None, description="ISO-8601 UTC, once settled")
     links: Links
@@ -105,6 +114,13 @@ class Durations(BaseModel):
     max: float
 
 
+class FlowCounts(BaseModel):
+    concurrency: int = Field(description="Waiting for a concurrency slot")
+    rate: int = Field(description="Waiting for their rate window")
+    debounce: int = Field(description="Debounced, waiting for their quiet period to end")
+    running: int = Field(description="Running, holding a concurrency slot")
+
+
 class FunctionStats(BaseModel):
     """``GET /functions/{name}/stats``: over invocations created within the window."""
 
@@ -114,6 +130,11 @@ class FunctionStats(BaseModel):
     duration_ms: Durations | None = Field(description="Of the settled ones; null when none")
     failure_rate: float | None = Field(
         description="(rejected + timedout) / settled; null when none settled"
+    )
+    flow: FlowCounts | None = Field(
+        default=None,
+        description="For a function with flow control, now: how many wait, for what, "
+        "and how many run holding a concurrency slot",
     )
 
 
