@@ -5,6 +5,7 @@ What an application imports is here; adapters live in
 """
 
 from resonate_web._core.exposure import Functions, load_functions
+from resonate_web._core.flow import Concurrency, Debounce, RateLimit
 from resonate_web._inprocess import AsyncClient, AsyncHandle, SyncClient, SyncHandle
 from resonate_web.problems import Problem
 from resonate_web.settings import ConfigurationError, Settings
@@ -12,9 +13,12 @@ from resonate_web.settings import ConfigurationError, Settings
 __all__ = [
     "AsyncClient",
     "AsyncHandle",
+    "Concurrency",
     "ConfigurationError",
+    "Debounce",
     "Functions",
     "Problem",
+    "RateLimit",
     "Settings",
     "SyncClient",
     "SyncHandle",

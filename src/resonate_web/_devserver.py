@@ -54,7 +54,9 @@ from aiohttp import web
 from resonate.error import ServerError
 from resonate_base import PROTOCOL_VERSION
 
+from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
+from resonate_web._core.flowtable import FlowBook
 from resonate_web._core.schedules import Ticker
 from resonate_web._core.sdk import (
     OutgoingMessage,
@@ -163,6 +165,8 @@ class DevServer:
     ) -> None:
         self.state = TimelyState()
         self.wire = Wire(self.state)
+        #: Flow control's state (concurrency, rate, debounce) for every process.
+        self.flow = FlowBook()
         self.tick_interval = tick_interval
         self.keepalive = keepalive
         self.unicast_retention = unicast_retention
@@ -197,6 +201,13 @@ class DevServer:
         kind, corr_id = flat.get("kind"), flat.get("corrId")
         head = request.get("head") if isinstance(request, dict) else None
         version = head.get("version") if isinstance(head, dict) else None
+        if kind == _sdk.FLOW_KIND:
+            data = {k: v for k, v in flat.items() if k not in ("kind", "corrId")}
+            try:
+                answer = self.flow.apply(data, self._clock())
+            except (KeyError, TypeError, ValueError) as exc:
+                return 200, envelope(kind, corr_id, version, 400, f"invalid flow request: {exc}")
+            return 200, envelope(kind, corr_id, version, 200, answer)
         try:
             self.wire.inbound(flat)
             now = self._clock()

@@ -45,7 +45,13 @@ from resonate.resonate import Resonate
 from resonate_web._core import invocations
 from resonate_web._core import sdk as _sdk
 from resonate_web._core.exposure import Functions
-from resonate_web._core.parsing import new_id, validate_id, validate_promise_id, validate_tags
+from resonate_web._core.parsing import (
+    new_id,
+    validate_id,
+    validate_priority,
+    validate_promise_id,
+    validate_tags,
+)
 from resonate_web._core.runtime import Portal, Runtime, Wrapper
 from resonate_web._gateway import operations, settling
 from resonate_web._gateway.auth import Authorize
@@ -77,13 +83,21 @@ class _Calls:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
     ) -> tuple[str, ResonateHandle[Any] | None]:
         exposed = self._runtime.function(func)
         id = new_id() if id is None else validate_id(id)
         checked = validate_tags(dict(tags) if tags is not None else None)
         call_args, call_kwargs = exposed.bind(list(args), kwargs)
-        _, handle = await self._gateway.begin(exposed, id, call_args, call_kwargs, tags=checked)
-        return id, handle
+        record, handle = await self._gateway.begin(
+            exposed,
+            id,
+            call_args,
+            call_kwargs,
+            tags=checked,
+            priority=validate_priority(priority),
+        )
+        return record.id, handle
 
     async def _handle(self, id: str, handle: ResonateHandle[Any] | None) -> ResonateHandle[Any]:
         if handle is not None:
@@ -262,13 +276,15 @@ class SyncClient(_Calls):
         func: Func,
         *args: Any,
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> SyncHandle:
         """Start exposed function ``func`` as invocation ``id`` (``None``: a new
         unguessable id), as ``POST /functions/{name}`` does; returns once the
         backend holds it. ``tags``: the invocation's tags (contract v3), part of
-        the call like its arguments."""
-        started, handle = self._call(self._start(id, func, args, kwargs, tags))
+        the call like its arguments; ``priority``: its place among waiting
+        invocations (flow control), higher first."""
+        started, handle = self._call(self._start(id, func, args, kwargs, tags, priority))
         return SyncHandle(self, started, handle)
 
     def get(self, id: str) -> SyncHandle:
@@ -408,9 +424,10 @@ class AsyncClient(_Calls):
         func: Func,
         *args: Any,
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> AsyncHandle:
-        started, handle = await self._call(self._start(id, func, args, kwargs, tags))
+        started, handle = await self._call(self._start(id, func, args, kwargs, tags, priority))
         return AsyncHandle(self, started, handle)
 
     async def get(self, id: str) -> AsyncHandle:

@@ -63,6 +63,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProblemError",
+    "RateLimited",
     "Rejected",
     "TimedOut",
     "TooManyWaiters",
@@ -171,6 +172,12 @@ class InvalidQuery(ProblemError):
 
 class InvalidTags(ProblemError):
     slug = "invalid-tags"
+
+
+class RateLimited(ProblemError):
+    """The function's rate limit refuses starts for now (``Retry-After`` says how long)."""
+
+    slug = "rate-limited"
 
 
 #: The ProblemError subclass of each slug.
@@ -303,11 +310,14 @@ class _Routes:
         id: str | None,
         wait: Any,
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
     ) -> _Call:
         params = {"id": id or uuid.uuid4().hex, **_wait(wait)}
         body: dict[str, Any] = {"args": list(args), "kwargs": kwargs}
         if tags:
             body["tags"] = dict(tags)
+        if priority is not None:
+            body["priority"] = priority
         return _Call("POST", f"{self.prefix}/functions/{name}", params, body)
 
     def status(self, id: str, wait: float | None = None) -> _Call:
@@ -507,11 +517,12 @@ class Client(_Base):
         id: str | None = None,
         wait: float | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> StatusDocument:
         """Start ``name`` with these arguments (``POST /functions/{name}``), tagged
-        with ``tags``."""
-        call = self._routes.start(name, args, kwargs, id, wait, tags)
+        with ``tags``; ``priority`` orders it among waiting invocations (flow control)."""
+        call = self._routes.start(name, args, kwargs, id, wait, tags, priority)
         return StatusDocument.model_validate(self._send(call))
 
     def status(self, id: str, *, wait: float | None = None) -> StatusDocument:
@@ -664,9 +675,10 @@ class AsyncClient(_Base):
         id: str | None = None,
         wait: float | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> StatusDocument:
-        call = self._routes.start(name, args, kwargs, id, wait, tags)
+        call = self._routes.start(name, args, kwargs, id, wait, tags, priority)
         return StatusDocument.model_validate(await self._send(call))
 
     async def status(self, id: str, *, wait: float | None = None) -> StatusDocument:

@@ -20,6 +20,11 @@ class FunctionInfo(BaseModel):
         description="How a failed attempt is retried, e.g. {'kind': 'exponential', "
         "'max_retries': 30, ...}; null when only the worker knows (expose_remote)"
     )
+    flow: dict[str, Any] | None = Field(
+        default=None,
+        description="Its flow control, when it has some: {'concurrency': {'limit', 'key'}, "
+        "'rate': {'limit', 'period', 'key', 'on_limit'}, 'debounce': {'period', 'key'}}",
+    )
 
 
 class FunctionList(BaseModel):
@@ -67,6 +72,10 @@ class StatusDocument(BaseModel):
     awaiting: list[str] | None = Field(
         default=None, description="Promise ids the invocation waits on, while it waits"
     )
+    waiting_for: Literal["concurrency", "rate", "debounce"] | None = Field(
+        default=None,
+        description="While pending and not yet begun: the flow control it waits for",
+    )
     created_at: str | None = Field(description="ISO-8601 UTC")
     settled_at: str | None = Field(default=None, description="ISO-8601 UTC, once settled")
     links: Links
@@ -113,6 +122,13 @@ class Bucket(BaseModel):
     failed: int = Field(description="Of those, how many failed (rejected or timed out)")
 
 
+class FlowCounts(BaseModel):
+    concurrency: int = Field(description="Waiting for a concurrency slot")
+    rate: int = Field(description="Waiting for their rate window")
+    debounce: int = Field(description="Debounced, waiting for their quiet period to end")
+    running: int = Field(description="Running, holding a concurrency slot")
+
+
 class FunctionStats(BaseModel):
     """``GET /functions/{name}/stats``: over invocations created within the window."""
 
@@ -127,6 +143,11 @@ class FunctionStats(BaseModel):
         default=[],
         description="The window cut into 30 equal intervals, oldest first: starts and "
         "failures over time",
+    )
+    flow: FlowCounts | None = Field(
+        default=None,
+        description="For a function with flow control, now: how many wait, for what, "
+        "and how many run holding a concurrency slot",
     )
 
 

@@ -23,6 +23,7 @@ Slug = Literal[
     "too-many-waiters",
     "invalid-query",
     "invalid-tags",
+    "rate-limited",
 ]
 
 PROBLEM_TYPE_PREFIX = "urn:resonate-web:problem:"
@@ -46,6 +47,7 @@ _TITLES: dict[Slug, tuple[int, str]] = {
     "too-many-waiters": (503, "Too many waiters"),
     "invalid-query": (400, "Invalid query"),
     "invalid-tags": (400, "Invalid tags"),
+    "rate-limited": (429, "Rate limited"),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import json
 import logging
 import math
 import os
@@ -185,6 +186,8 @@ class Settings:
     auth_jwt_issuer: str | None = None
     keepalive: float = 15.0
     ui: bool = False
+    #: Per function, limits replacing those its code declares (``docs/flow-control.md``).
+    limits: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def display_url(self) -> str:
@@ -244,6 +247,75 @@ class Settings:
         return cls(**parsed)
 
 
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+_RATE_FIELDS = frozenset({"limit", "period", "on_limit"})
+
+
+def _limits(value: Any) -> dict[str, dict[str, Any]]:
+    """``LIMITS``: per function, the limits that replace the declared ones::
+
+        {"export": {"concurrency": 1, "rate": {"limit": 10, "period": 60}},
+         "reindex": {"debounce": 30}, "charge": {"rate": null}}
+
+    ``null`` removes a declared limit; a limit keeps the key its code declares.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"not JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ConfigurationError("expected an object of function names to their limits")
+    parsed: dict[str, dict[str, Any]] = {}
+    for name, limits in value.items():
+        if not isinstance(limits, Mapping):
+            raise ConfigurationError(f"{name}: expected an object of limits")
+        unknown = sorted(set(limits) - {"concurrency", "rate", "debounce"})
+        if unknown:
+            raise ConfigurationError(
+                f"{name}: unknown limit(s) {', '.join(unknown)} "
+                "(known: concurrency, rate, debounce)"
+            )
+        entry: dict[str, Any] = {}
+        try:
+            for option, given in limits.items():
+                if given is None:
+                    entry[option] = None
+                elif option == "concurrency":
+                    entry[option] = _count(given)
+                elif option == "debounce":
+                    entry[option] = _seconds(given)
+                else:
+                    if not isinstance(given, Mapping) or set(given) - _RATE_FIELDS:
+                        raise ConfigurationError(
+                            'rate: expected {"limit": N, "period": seconds, "on_limit": "wait"}'
+                        )
+                    rate: dict[str, Any] = {
+                        "limit": _count(given.get("limit")),
+                        "period": _seconds(given.get("period")),
+                    }
+                    if "on_limit" in given:
+                        if given["on_limit"] not in ("wait", "reject"):
+                            raise ConfigurationError("rate: on_limit is 'wait' or 'reject'")
+                        rate["on_limit"] = given["on_limit"]
+                    entry[option] = rate
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{name}: {exc}") from None
+        parsed[str(name)] = entry
+    return parsed
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "url": _url,
     "token": _secret,
@@ -267,6 +339,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "auth_jwt_issuer": _opt_str,
     "keepalive": _positive_float,
     "ui": _bool,
+    "limits": _limits,
 }
 
 SETTING_NAMES = frozenset(_PARSERS)

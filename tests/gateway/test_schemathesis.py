@@ -42,10 +42,11 @@ DOCUMENTS = {
     "flask-gunicorn": "/resonate/openapi.json",
     "django-uvicorn": "/resonate/openapi.json",
 }
-#: Functions a generated call would keep waiting (durable sleeps, blocking, approvals).
+#: Functions a generated call would keep waiting (durable sleeps, blocking, approvals),
+#: or that write where a generated argument says (``note`` appends to a file).
 SLOW = re.compile(
     r"/functions/(slow|slow_timeout|hold|wide|countdown|approval|app_config|orders_seen"
-    r"|remote_add|remote_raw|book_trip|fan_out|refusing)$"
+    r"|remote_add|remote_raw|book_trip|fan_out|refusing|note)$"
 )
 
 

@@ -28,6 +28,7 @@ from resonate.context import Context
 from resonate.retry import Exponential, RetryPolicy
 
 from resonate_web._core.cron import declarations
+from resonate_web._core.flow import Concurrency, Debounce, FlowRules, RateLimit
 from resonate_web.problems import Problem, field_path
 from resonate_web.settings import ConfigurationError, Settings
 
@@ -271,6 +272,8 @@ class Exposure:
     schedules: tuple[tuple[str, str], ...] = ()
     #: Registered and launched from Python only: never listed or started by the routes.
     internal: bool = False
+    #: Concurrency, rate and debounce, as the code declares them.
+    flow: FlowRules = field(default_factory=FlowRules)
 
 
 @dataclass(frozen=True)
@@ -288,10 +291,16 @@ class Exposed:
     description: str | None = None
     schedules: tuple[tuple[str, str], ...] = ()
     internal: bool = False
+    #: Concurrency, rate and debounce, with the settings' ``LIMITS`` applied.
+    flow: FlowRules = field(default_factory=FlowRules)
+
+    @property
+    def signature(self) -> inspect.Signature | None:
+        return self.binder.signature if self.binder else None
 
     def describe(self) -> dict[str, Any]:
         policy = self.retry_policy
-        return {
+        described = {
             "name": self.name,
             "version": self.version,
             "mode": self.mode,
@@ -306,6 +315,9 @@ class Exposed:
                 else None
             ),
         }
+        if self.flow:
+            described["flow"] = describe_flow(self.flow)
+        return described
 
     def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         if self.binder is None:
@@ -339,6 +351,9 @@ class Functions:
         timeout: timedelta | None = None,
         schedule: str | Iterable[str] = (),
         internal: bool = False,
+        concurrency: Concurrency | None = None,
+        rate: RateLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> Any:
         """Expose a durable function (``def fn(ctx, ...)``). Usable as a decorator.
 
@@ -347,7 +362,9 @@ class Functions:
         idempotently (``docs/schedules.md``). ``internal`` registers it with
         every gateway and worker but keeps it off the routes (not listed, not
         startable over HTTP): Python code launches it with
-        :meth:`~resonate_web._core.runtime.Runtime.internal`.
+        :meth:`~resonate_web._core.runtime.Runtime.internal`. ``concurrency``,
+        ``rate`` and ``debounce`` limit how it runs across every process sharing the
+        backend (``docs/flow-control.md``).
         """
         if fn is None:
             return functools.partial(
@@ -360,10 +377,15 @@ class Functions:
                 timeout=timeout,
                 schedule=schedule,
                 internal=internal,
+                concurrency=concurrency,
+                rate=rate,
+                debounce=debounce,
             )
         exposed_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(exposed_name)
         binder = Binder(exposed_name, _user_signature(fn, exposed_name))
+        flow = FlowRules(concurrency, rate, debounce)
+        flow.check(exposed_name, binder.signature)
         self._add(
             Exposure(
                 name=exposed_name,
@@ -378,6 +400,7 @@ class Functions:
                 origin=_describe(fn),
                 schedules=_scheduled(exposed_name, schedule, binder),
                 internal=internal,
+                flow=flow,
             )
         )
         return fn
@@ -392,6 +415,9 @@ class Functions:
         timeout: timedelta | None = None,
         description: str | None = None,
         schedule: str | Iterable[str] = (),
+        concurrency: Concurrency | None = None,
+        rate: RateLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> None:
         """Expose a function that only workers have: dispatched by name.
 
@@ -399,7 +425,8 @@ class Functions:
         (``def charge(ctx, order_id: str, cents: int): ...``) or a pydantic model
         of its keyword arguments; without one, arguments are passed as sent.
         ``description`` defaults to the stub's docstring. ``schedule`` as for
-        :meth:`expose`.
+        :meth:`expose`; so are ``concurrency``, ``rate`` and ``debounce``, which
+        the workers that run it enforce (they expose it with the same options).
         """
         _check_name(name)
         binder = None
@@ -409,6 +436,8 @@ class Functions:
             binder = Binder(name, _user_signature(signature, name))
         if description is None and signature is not None:
             description = inspect.getdoc(signature)
+        flow = FlowRules(concurrency, rate, debounce)
+        flow.check(name, binder.signature if binder else None)
         caller = inspect.stack(0)[1]
         self._add(
             Exposure(
@@ -421,6 +450,7 @@ class Functions:
                 description=description,
                 origin=f"expose_remote({name!r}) ({caller.filename}:{caller.lineno})",
                 schedules=_scheduled(name, schedule, binder),
+                flow=flow,
             )
         )
 
@@ -470,8 +500,37 @@ class Functions:
                 description=exp.description,
                 schedules=exp.schedules,
                 internal=exp.internal,
+                flow=exp.flow.overridden(settings.limits.get(exp.name)),
             )
         return resolved
+
+
+def describe_flow(rules: FlowRules) -> dict[str, Any]:
+    """A function's flow control as JSON, for ``GET /functions``."""
+
+    def key(option: Any) -> str | None:
+        k = option.key
+        return None if k is None else k if isinstance(k, str) else getattr(k, "__name__", "?")
+
+    described: dict[str, Any] = {}
+    if rules.concurrency:
+        described["concurrency"] = {
+            "limit": rules.concurrency.limit,
+            "key": key(rules.concurrency),
+        }
+    if rules.rate:
+        described["rate"] = {
+            "limit": rules.rate.limit,
+            "period": rules.rate.period_ms / 1000,
+            "key": key(rules.rate),
+            "on_limit": rules.rate.on_limit,
+        }
+    if rules.debounce:
+        described["debounce"] = {
+            "period": rules.debounce.period_ms / 1000,
+            "key": key(rules.debounce),
+        }
+    return described
 
 
 def _scheduled(

@@ -147,9 +147,11 @@ def document(
     awaiting: list[str] | None = None,
     failure: dict[str, Any] | None = None,
     scope: str = "",
+    waiting_for: str | None = None,
 ) -> dict[str, Any]:
     """The status document for ``record`` (see the HTTP contract), shown to a caller
-    whose ids are stored under ``scope``."""
+    whose ids are stored under ``scope``. ``waiting_for``: why a pending invocation
+    has not begun (flow control: ``concurrency``, ``rate``, ``debounce``)."""
     status = status_of(record)
     doc: dict[str, Any] = {"id": public_id, "function": function_of(record), "status": status}
     if status == "resolved":
@@ -160,6 +162,8 @@ def document(
         doc["awaiting"] = awaiting
     if status == "pending" and failure:
         doc.update(failure)  # attempts, last_error
+    if status == "pending" and waiting_for:
+        doc["waiting_for"] = waiting_for
     doc["tags"] = _search.user_tags(record.tags)
     rerun_of = record.tags.get(_search.RERUN_TAG)
     if rerun_of is not None:

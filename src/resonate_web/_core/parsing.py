@@ -142,6 +142,23 @@ def validate_tags(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+#: A start's priority (flow control): an integer in this range, higher first.
+MAX_PRIORITY = 1000
+
+
+def validate_priority(value: Any) -> int | None:
+    """A start's ``priority``: absent, or an integer from -1000 to 1000 (400 otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_PRIORITY:
+        raise Problem(
+            "invalid-json",
+            f"'priority' must be an integer from -{MAX_PRIORITY} to {MAX_PRIORITY} "
+            f"(higher runs first among waiting invocations), got {value!r}",
+        )
+    return value
+
+
 def new_id() -> str:
     """An unguessable invocation id (128 random bits)."""
     return secrets.token_hex(16)

@@ -35,7 +35,7 @@ from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import RetryPolicy
 
-from resonate_web._core import schedules, telemetry, timekeeping
+from resonate_web._core import flow, schedules, telemetry, timekeeping
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
 from resonate_web._core.exposure import (
@@ -330,6 +330,10 @@ def observed(
                 result = await fn(ctx, *args, **kwargs)
                 _check_result(name, result)
             return result
+        except flow.Withdrawn as exc:
+            _FINAL.set(True)  # settled while it waited: nothing ran, nothing to retry
+            logger.info("resonate-web: %s", exc)
+            raise
         except Exception as exc:
             final = _FINAL.get() or _sdk.is_workflow(ctx)
             delay = None if final else policy.next(attempt)
@@ -525,7 +529,13 @@ class Runtime:
             assert exp.fn is not None
             fn = self._wrap(exp.fn) if self._wrap else exp.fn
             policy = exp.retry_policy or SDK_DEFAULT_RETRY_POLICY
-            fn = observed(exp.name, in_thread(fn), policy, client)
+            fn = in_thread(fn)
+            rules = exp.flow.overridden(self.settings.limits.get(exp.name))
+            if rules:
+                signature = exp.binder.signature if exp.binder else None
+                gate = flow.gated(exp.name, rules, signature, fn, client, self.settings.lease_ttl)
+                fn = keep_signature(gate, fn)
+            fn = observed(exp.name, fn, policy, client)
             client.register(fn, name=exp.name, version=exp.version, retry_policy=FinalAware(policy))
             self._registered.add(key)
         self._backend_check: asyncio.Task[None] | None = None

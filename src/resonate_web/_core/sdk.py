@@ -23,6 +23,7 @@ import inspect
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
@@ -48,6 +49,7 @@ from resonate.send import parse_promise
 from resonate.transport import UnblockMsg
 from resonate.types import PromiseCreateReq, PromiseRecord, Value
 
+from resonate_web._core import flowtable
 from resonate_web._core import search as _search
 
 __all__ = [
@@ -337,6 +339,44 @@ def _search_reply(request: str, page: dict[str, Any]) -> str:
     return json.dumps(wrap_response_envelope(flat), separators=(",", ":"))
 
 
+#: The request kind of flow control's state (see :mod:`resonate_web._core.flowtable`),
+#: answered by resonate-web's backends: the embedded one, the dev server, Postgres.
+FLOW_KIND = "resonate-web.flow"
+
+
+def is_flow(request: str) -> bool:
+    return request.startswith('{"kind":"resonate-web.flow"')
+
+
+def _flow_reply(request: str, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+    envelope = json.loads(request)
+    head = envelope.get("head") or {}
+    flat: dict[str, Any] = {"kind": FLOW_KIND, "corrId": head.get("corrId")}
+    try:
+        flat.update(status=200, **answer(envelope.get("data") or {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        flat.update(status=400, error=f"invalid flow request: {exc}")
+    return json.dumps(wrap_response_envelope(flat), separators=(",", ":"))
+
+
+class FlowUnsupported(Exception):
+    """The backend keeps no flow-control state (a Resonate server other than
+    ``resonate-web dev``)."""
+
+
+async def flow_call(client: Resonate, request: dict[str, Any]) -> dict[str, Any]:
+    """One flow-control operation on the state the backend keeps for every process."""
+    try:
+        _, data = await client._sender._send_envelope(FLOW_KIND, request, allow_409=False)
+    except ServerError as exc:
+        if exc.code in (400, 404, 405, 501) and "invalid flow request" not in str(exc):
+            raise FlowUnsupported(str(exc)) from None
+        raise
+    if not isinstance(data, dict):
+        raise ServerError(500, f"unexpected flow answer: {data!r}")
+    return data
+
+
 class _Awaiters(set[str]):
     """A promise's ``awaiters`` (the tasks waiting on it), indexed the other way
     round in :attr:`_IndexedState.awaited_by` as tasks are added and removed."""
@@ -543,10 +583,17 @@ class _EmbeddedConnection(LocalConnection):
         self.state = _IndexedState()
         #: Requests being answered now (a virtual clock waits for them).
         self.sending = 0
+        #: Flow control's state (concurrency, rate, debounce), in this process.
+        self.flow = flowtable.FlowBook()
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         self.sending += 1
         try:
+            if is_flow(req):
+                # Real time, not the clock a test may run the backend on: a virtual
+                # clock stands still while code runs, and waiting here is running.
+                now = time.time_ns() // 1_000_000
+                return _flow_reply(req, lambda data: self.flow.apply(data, now))
             if _search.is_search(req):
                 query = json.loads(req).get("data") or {}
                 records = (p.to_record() for p in self.state.promises.values())
@@ -699,6 +746,22 @@ def _explain_timeouts(raw: str) -> str:
     return json.dumps(fill(json.loads(raw)), separators=(",", ":"))
 
 
+#: Flow control's state on Postgres: a row per function, locked for each operation.
+#: Created on first use, in a schema of its own beside resonate-pg's.
+_FLOW_LOCK = "SELECT pg_advisory_xact_lock(hashtext('resonate_web.flow'))"
+_FLOW_SCHEMA = "CREATE SCHEMA IF NOT EXISTS resonate_web"
+_FLOW_TABLE = (
+    "CREATE TABLE IF NOT EXISTS resonate_web.flow "
+    "(fn text PRIMARY KEY, state jsonb NOT NULL DEFAULT '{}'::jsonb)"
+)
+_FLOW_ROW = "INSERT INTO resonate_web.flow (fn) VALUES (%s) ON CONFLICT (fn) DO NOTHING"
+_FLOW_READ = (
+    "SELECT state, (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+    "FROM resonate_web.flow WHERE fn = %s FOR UPDATE"
+)
+_FLOW_WRITE = "UPDATE resonate_web.flow SET state = %s::jsonb WHERE fn = %s"
+
+
 def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
     """resonate-pg's connection, tagging invocations and answering promise searches
     (which resonate-pg leaves unimplemented) with one query on its schema."""
@@ -706,6 +769,8 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
 
     class _PostgresConnection(PostgresConnection):
         async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+            if is_flow(req):
+                return await self._flow(req)
             if not _search.is_search(req):
                 return _explain_timeouts(await _edge(super().send, req, headers))
             query = json.loads(req).get("data") or {}
@@ -722,6 +787,38 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
                 cursor = await conn.execute(_search.PG_STATS, parameters)
                 row = await cursor.fetchone()
             return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 4)
+
+        async def _flow(self, req: str) -> str:
+            data = json.loads(req).get("data") or {}
+            given = data.get("fns")
+            fns: list[Any] = sorted(map(str, given)) if isinstance(given, list) else [data["fn"]]
+            answers: dict[str, Any] = {}
+            session: Any = self._sessions.session()
+            async with session as conn, conn.transaction():
+                await self._flow_table(conn)
+                for fn in fns:
+                    cursor = await conn.execute(_FLOW_READ, [str(fn)])
+                    row = await cursor.fetchone()
+                    if row is None:
+                        await conn.execute(_FLOW_ROW, [str(fn)])
+                        cursor = await conn.execute(_FLOW_READ, [str(fn)])
+                        row = await cursor.fetchone()
+                    state, now = row
+                    before = json.dumps(state, sort_keys=True)
+                    answers[str(fn)] = flowtable.apply(state, data, int(now))
+                    after = json.dumps(state, sort_keys=True)
+                    if after != before:
+                        await conn.execute(_FLOW_WRITE, [after, str(fn)])
+            answer = answers if "fns" in data else answers[str(data.get("fn"))]
+            return _flow_reply(req, lambda _: answer)
+
+        async def _flow_table(self, conn: Any) -> None:
+            if getattr(self, "_flow_ready", False):
+                return
+            await conn.execute(_FLOW_LOCK)
+            await conn.execute(_FLOW_SCHEMA)
+            await conn.execute(_FLOW_TABLE)
+            self._flow_ready = True
 
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))

@@ -20,7 +20,7 @@ from typing import Any
 
 from resonate.types import PromiseRecord
 
-from resonate_web._core import invocations
+from resonate_web._core import flow, invocations
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
 from resonate_web._core.parsing import validate_id, validate_tags
@@ -42,7 +42,7 @@ _STATES = {
     "canceled": "rejected_canceled",
     "timedout": "rejected_timedout",
 }
-_QUERY = {"function", "status", "schedule", "tag", "limit", "cursor"}
+_QUERY = {"function", "status", "schedule", "tag", "limit", "cursor", "waiting_for"}
 
 
 def _invalid(detail: str) -> Problem:
@@ -88,6 +88,8 @@ class Query:
     limit: int
     cursor: str | None
     filters: dict[str, Any]
+    #: Only invocations waiting for this flow control (``concurrency``, ``rate``, ``debounce``).
+    waiting_for: str | None = None
 
     def next(self, backend_cursor: str | None) -> str | None:
         """The cursor that continues this query after ``backend_cursor``."""
@@ -157,7 +159,17 @@ def parse_query(
             tags[_search.OWNER_TAG] = request.scope
     tags.update(_search.stored_tags(matched))
     state = _STATES[status] if status else None
-    return Query(state, tags, function, limit, backend_cursor, filters)
+    waiting_for = query.get("waiting_for")
+    if waiting_for is not None:
+        if waiting_for not in flow.WAITING_FOR:
+            raise _invalid(
+                f"waiting_for is one of {', '.join(flow.WAITING_FOR)}, got {waiting_for!r}"
+            )
+        if status not in (None, "pending"):
+            raise _invalid("an invocation waiting for flow control is pending: drop status")
+        if backend_cursor is not None:
+            raise _invalid("a waiting_for listing is one page, in line order: it has no cursor")
+    return Query(state, tags, function, limit, backend_cursor, filters, waiting_for)
 
 
 def shown(gw: Service, request: Request, query: Query, record: PromiseRecord) -> bool:
@@ -170,10 +182,45 @@ def shown(gw: Service, request: Request, query: Query, record: PromiseRecord) ->
     )
 
 
+async def _in_line(gw: Service, q: Query) -> list[PromiseRecord]:
+    """The invocations waiting for ``q.waiting_for``, in line order (first to run
+    first), matching the query's other filters: the flow state names them, and
+    each is read (at most ``q.limit``)."""
+    listed = gw.runtime.listed
+    names = [
+        name
+        for name, exposed in listed.items()
+        if exposed.flow and (q.function is None or name == q.function)
+    ]
+    found, _ = await gw.bounded(flow.waiting(gw.runtime.client, names))
+    ids = [id for id, reason in found.items() if reason == q.waiting_for]
+    records = []
+    for id in ids:
+        record = await gw.read(id)
+        if (
+            record is not None
+            and record.state == "pending"
+            and all(record.tags.get(k) == v for k, v in q.tags.items())
+        ):
+            records.append(record)
+            if len(records) == q.limit:
+                break
+    return records
+
+
+async def find(gw: Service, q: Query) -> tuple[list[PromiseRecord], str | None]:
+    """One page of what query ``q`` finds, and the backend's cursor after it."""
+    if q.waiting_for is not None:
+        return await _in_line(gw, q), None
+    found = await gw.bounded(gw.runtime.client.promises.search(q.state, q.tags, q.limit, q.cursor))
+    return list(found.promises), found.cursor
+
+
 async def list_invocations(gw: Service, request: Request) -> Any:
     q = parse_query(gw, request)
-    found = await gw.bounded(gw.runtime.client.promises.search(q.state, q.tags, q.limit, q.cursor))
-    pending = [r.id for r in found.promises if r.state == "pending"]
+    promises, cursor = await find(gw, q)
+    promises = [r for r in promises if shown(gw, request, q, r)]
+    pending = [r.id for r in promises if r.state == "pending"]
     failed = dict(
         zip(
             pending,
@@ -181,6 +228,7 @@ async def list_invocations(gw: Service, request: Request) -> Any:
             strict=True,
         )
     )
+    waiting = await gw.waiting_for([r for r in promises if r.state == "pending"])
     docs = [
         invocations.document(
             r,
@@ -188,11 +236,11 @@ async def list_invocations(gw: Service, request: Request) -> Any:
             self_link=gw.link(request.prefix, r.id.removeprefix(request.scope)),
             failure=failure_fields(failed.get(r.id), request.scope),
             scope=request.scope,
+            waiting_for=waiting.get(r.id),
         )
-        for r in found.promises
-        if shown(gw, request, q, r)
+        for r in promises
     ]
-    return Response(200, {"invocations": docs, "next": q.next(found.cursor)})
+    return Response(200, {"invocations": docs, "next": q.next(cursor)})
 
 
 # ── the lineage: tree and awaiting ──────────────────────────────────────────

@@ -175,6 +175,9 @@ class Service(Protocol):
         owner: str = "",
         tags: dict[str, str] | None = None,
         rerun_of: str | None = None,
+        priority: int | None = None,
     ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]: ...
+
+    async def waiting_for(self, records: list[PromiseRecord]) -> dict[str, str]: ...
 
     def announce(self, id: str, record: PromiseRecord) -> None: ...

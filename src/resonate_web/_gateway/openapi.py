@@ -55,6 +55,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body over the size limit (problem+json)",
     415: "The body is not JSON (problem+json)",
     422: "Arguments do not bind to the function, or the id names another call (problem+json)",
+    429: "The function's rate limit refuses starts for now (problem+json, Retry-After)",
     503: "The backend did not answer, or too many requests wait (problem+json, Retry-After)",
 }
 
@@ -122,6 +123,13 @@ _RETRY_AFTER = {"Retry-After": {"description": "Seconds", "schema": {"type": "in
 
 
 #: The ``tags`` member of a start's body (contract v3).
+_PRIORITY = {
+    "type": "integer",
+    "minimum": -1000,
+    "maximum": 1000,
+    "description": "Among invocations of the function waiting for flow control, higher "
+    "runs first (default 0)",
+}
 _TAGS = {
     "type": "object",
     "description": "The invocation's tags: at most 16; keys of a-z 0-9 _ . - not "
@@ -156,6 +164,7 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
                 "args": {"type": "array", "description": "Positional arguments"},
                 "kwargs": {"type": "object", "description": "Keyword arguments"},
                 "tags": _TAGS,
+                "priority": _PRIORITY,
             },
             [],
         )
@@ -193,6 +202,7 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
             "args": args,
             "kwargs": _object(named, [p.name for p in keyword if p.name in required], extra),
             "tags": _TAGS,
+            "priority": _PRIORITY,
         },
         ["args"] if args["minItems"] else [],
     )
@@ -207,6 +217,7 @@ def _arguments(exposed: Exposed, schemas: dict[str, Any]) -> dict[str, Any]:
                     extra,
                 ),
                 "tags": _TAGS,
+                "priority": _PRIORITY,
             },
             ["kwargs"] if any(p.name in required for p in everything) else [],
         )
@@ -254,6 +265,11 @@ def _start(exposed: Exposed, tags: list[str], schemas: dict[str, Any]) -> dict[s
                 },
             },
             **_problems(400, 413, 415, 422, 503),
+            **(
+                _problems(429)
+                if exposed.flow.rate is not None and exposed.flow.rate.on_limit == "reject"
+                else {}
+            ),
         },
     }
 
@@ -321,6 +337,13 @@ def _filters(most: int) -> list[dict[str, Any]]:
             "schema": {"type": "integer", "minimum": 1, "maximum": most},
         },
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "waiting_for",
+            "in": "query",
+            "description": "Only invocations waiting for this flow control, in the order "
+            "they will run (one page, no cursor)",
+            "schema": {"type": "string", "enum": ["concurrency", "rate", "debounce"]},
+        },
     ]
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from resonate.types import PromiseRecord
 
-from resonate_web._core import invocations
+from resonate_web._core import flow, invocations
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
 from resonate_web._core.parsing import idempotency_key, new_id, validate_id
@@ -121,13 +121,11 @@ async def bulk(gw: Service, action: Bulk, request: Request) -> Response:
     query = browse.parse_query(
         gw, request, max_limit=MAX_BULK, default_limit=DEFAULT_BULK, require_filter=True
     )
-    found = await gw.bounded(
-        gw.runtime.client.promises.search(query.state, query.tags, query.limit, query.cursor)
-    )
+    promises, cursor = await browse.find(gw, query)
     done: list[str] = []
     skipped: list[dict[str, str]] = []
     matched = 0
-    for record in found.promises:
+    for record in promises:
         if not browse.shown(gw, request, query, record):
             continue
         matched += 1
@@ -137,7 +135,7 @@ async def bulk(gw: Service, action: Bulk, request: Request) -> Response:
             done.append(public)
         else:
             skipped.append({"id": public, "reason": reason})
-    body = {"matched": matched, "done": done, "skipped": skipped, "next": query.next(found.cursor)}
+    body = {"matched": matched, "done": done, "skipped": skipped, "next": query.next(cursor)}
     return Response(200, body)
 
 
@@ -268,4 +266,8 @@ async def stats(gw: Service, request: Request) -> Response:
     if answered is None:
         answered = await _by_search(gw, tags, window, request.scope)
     body = aggregate(answered, window)
+    if exposed.flow:
+        # Now, not over the window: the line as it stands.
+        _, lines = await gw.bounded(flow.waiting(gw.runtime.client, [exposed.name]))
+        body["flow"] = lines.get(exposed.name)
     return Response(200, {"function": exposed.name, "window": window.seconds, **body})

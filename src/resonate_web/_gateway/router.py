@@ -33,7 +33,7 @@ from resonate.error import (
 from resonate.handle import ResonateHandle
 from resonate.types import PromiseRecord
 
-from resonate_web._core import invocations, schedules, telemetry
+from resonate_web._core import flow, invocations, schedules, telemetry
 from resonate_web._core import sdk as _sdk
 from resonate_web._core import search as _search
 from resonate_web._core.exposure import Exposed
@@ -43,6 +43,7 @@ from resonate_web._core.parsing import (
     new_id,
     parse_wait,
     validate_id,
+    validate_priority,
     validate_tags,
 )
 from resonate_web._core.runtime import ConnectionWatch, Runtime, describe_backend
@@ -64,7 +65,7 @@ logger = logging.getLogger("resonate_web")
 #: Sent when ``?wait=`` asked for more than ``RESONATE_WAIT_CAP``: the cap, in seconds.
 WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
-_CALL_MEMBERS = frozenset({"args", "kwargs", "tags"})
+_CALL_MEMBERS = frozenset({"args", "kwargs", "tags", "priority"})
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,9 @@ class Gateway:
         await self.read(_HEALTH_PROBE_ID)
         return Response(200, {"status": "ok", "backend": self.settings.backend})
 
-    def _call_arguments(self, request: Request) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
+    def _call_arguments(
+        self, request: Request
+    ) -> tuple[list[Any], dict[str, Any], dict[str, str], int | None]:
         payload = json_object(
             request.body,
             request.headers.get("content-type"),
@@ -333,7 +336,12 @@ class Gateway:
             raise Problem("invalid-json", "'args' must be a JSON array")
         if not isinstance(kwargs, dict):
             raise Problem("invalid-json", "'kwargs' must be a JSON object")
-        return args, kwargs, validate_tags(payload.get("tags"))
+        return (
+            args,
+            kwargs,
+            validate_tags(payload.get("tags")),
+            validate_priority(payload.get("priority")),
+        )
 
     def _invocation_id(self, request: Request) -> str:
         header = request.headers.get("idempotency-key")
@@ -368,12 +376,23 @@ class Gateway:
         exposed = self.runtime.function(request.path_params["name"])
         wait, noted = self._wait(request)
         id = scoped(request.scope, self._invocation_id(request))
-        args, kwargs, tags = self._call_arguments(request)
+        args, kwargs, tags, priority = self._call_arguments(request)
         args, kwargs = exposed.bind(args, kwargs)
+        if exposed.flow.debounce is not None:
+            # The invocation this start joins, which is waited on, is only known
+            # once the backend has answered.
+            record, handle = await self.begin(
+                exposed, id, args, kwargs, owner=request.scope, tags=tags, priority=priority
+            )
+            id = record.id
+            if wait > 0:
+                with self.runtime.pushed.waiting(id):
+                    record = await self._wait_settled(id, record, time.monotonic() + wait)
+            return await self._status_response(request, id, record, created=True, headers=noted)
         # Kept from before the create: a quick function settles before the wait begins.
         with self.runtime.pushed.waiting(id):
             record, handle = await self.begin(
-                exposed, id, args, kwargs, owner=request.scope, tags=tags
+                exposed, id, args, kwargs, owner=request.scope, tags=tags, priority=priority
             )
             if wait > 0:
                 record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
@@ -389,6 +408,7 @@ class Gateway:
         owner: str = "",
         tags: dict[str, str] | None = None,
         rerun_of: str | None = None,
+        priority: int | None = None,
     ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
@@ -397,13 +417,39 @@ class Gateway:
         to the backend, the create; a backend that is down answers 503 and the
         create is dropped. Returns the record and, for a new invocation, its handle.
         ``tags``: the user's (part of the call); ``rerun_of``: the stored id of the
-        invocation this one reruns.
+        invocation this one reruns; ``priority``: its place among waiting ones.
+
+        A function with flow control may refuse the start (429 ``rate-limited``) or,
+        debounced, join it to the open invocation: the record returned is then that
+        invocation's (its id is not ``id``).
         """
         handle: ResonateHandle[Any] | None
         tags = tags or {}
         extra = _search.stored_tags(tags)
         if rerun_of is not None:
             extra[_search.RERUN_TAG] = rerun_of
+        if priority:
+            extra[flow.PRIORITY_TAG] = str(priority)
+        rules = exposed.flow
+        opened: str | None = None
+        if rules:
+            client = self.runtime.client
+            sig = exposed.signature
+            await self.bounded(flow.admit(client, exposed.name, rules, sig, id, args, kwargs))
+            joined, opened = await self.bounded(
+                flow.debounce(client, exposed.name, rules, sig, id, args, kwargs)
+            )
+            if joined != id:
+                found = await self._joined(joined)
+                if invocations.status_of(found) == "pending":
+                    return found, None
+                # Settled before its quiet period ended (canceled): open a new one.
+                await flow.forget_debounce(client, exposed.name, "", joined)
+                joined, opened = await self.bounded(
+                    flow.debounce(client, exposed.name, rules, sig, id, args, kwargs)
+                )
+                if joined != id:
+                    return await self._joined(joined), None
         with _search.launching(id) as launch:
             handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner, tags=extra)
         try:
@@ -411,6 +457,8 @@ class Gateway:
         except Problem:
             # 503: the create is dropped, not sent once the backend is back.
             launch.abandoned.set()
+            if opened is not None:
+                await flow.forget_debounce(self.runtime.client, exposed.name, opened, id)
             raise
         # The create answers with the stored record, new or found: no read, unless
         # the answer did not come through here (a conflict carries no record).
@@ -420,6 +468,22 @@ class Gateway:
             raise self._unavailable("the invocation vanished after creation")
         if raw is None:
             created = record.tags.get(_search.LAUNCH_TAG) == launch.nonce
+        if created and rules:
+            # In line from now, by its creation time, though no worker has it yet.
+            await self.bounded(
+                flow.queue(
+                    self.runtime.client,
+                    exposed.name,
+                    rules,
+                    exposed.signature,
+                    id,
+                    args,
+                    kwargs,
+                    priority=priority or 0,
+                    order=record.created_at,
+                    lease=self.settings.lease_ttl,
+                )
+            )
         if not created:
             handle = None
         else:
@@ -429,8 +493,22 @@ class Gateway:
                 self.feed.publish(id, record)
             if self.settings.ui or telemetry.counting():
                 self.feed.watch(self, id, exposed.name, handle)
+        if opened is None and exposed.flow.debounce is not None and not created:
+            return record, None  # a debounced start joined its own open invocation
         self._check_replay(record, exposed, args, kwargs, tags)
         return record, handle
+
+    async def _joined(self, id: str) -> PromiseRecord:
+        """The record of the debounced invocation a start joined; created by the start
+        that opened it, which may still be on its way to the backend."""
+        delay = 0.01
+        for _ in range(40):
+            record = await self.read(id)
+            if record is not None:
+                return record
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        raise self._unavailable(f"the debounced invocation {id} this start joins is not stored")
 
     async def lookup(self, request: Request) -> tuple[str, PromiseRecord]:
         """The invocation the path names, as stored (under the caller's prefix)."""
@@ -635,6 +713,7 @@ class Gateway:
             else (None, None)
         )
         public = id.removeprefix(scope)
+        waiting_for = await self.waiting_for([record]) if pending else {}
         return invocations.document(
             record,
             public_id=public,
@@ -642,7 +721,24 @@ class Gateway:
             awaiting=[a.removeprefix(scope) for a in awaiting] if awaiting else None,
             failure=browse.failure_fields(failure, scope),
             scope=scope,
+            waiting_for=waiting_for.get(id),
         )
+
+    async def waiting_for(self, records: list[PromiseRecord]) -> dict[str, str]:
+        """What each pending invocation among ``records`` whose function has flow
+        control waits for (``concurrency``, ``rate``, ``debounce``), by id."""
+        exposed = self.runtime.exposed
+        names: dict[str, str] = {}
+        for record in records:
+            name = invocations.function_of(record)
+            if name is not None and name in exposed and exposed[name].flow:
+                names[record.id] = name
+        if not names:
+            return {}
+        found, _ = await self.bounded(
+            flow.waiting(self.runtime.client, list(names.values()), list(names))
+        )
+        return dict(found)
 
     async def _status_response(
         self,

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover
         "resonate_web.django needs Django: pip install 'resonate-web[django]'"
     ) from exc
 
-from resonate_web._core.parsing import new_id, validate_id, validate_tags
+from resonate_web._core.parsing import new_id, validate_id, validate_priority, validate_tags
 from resonate_web._inprocess import AsyncClient, SyncClient
 from resonate_web.django import outbox
 from resonate_web.django.conf import state
@@ -71,6 +71,7 @@ def dispatch(
     using: str | None = None,
     robust: bool = False,
     tags: Mapping[str, str] | None = None,
+    priority: int | None = None,
     **kwargs: Any,
 ) -> str:
     """Start exposed function ``name`` as the routes would; returns its id at once.
@@ -85,7 +86,11 @@ def dispatch(
     known before the start, so a page can link to the invocation. ``robust`` is
     kept for compatibility: a start at the commit never raises. ``tags``: the
     invocation's tags (checked at once, ``invalid-tags``), part of the call like
-    its arguments.
+    its arguments. ``priority``: its place among waiting invocations (flow
+    control), higher first. A debounced function's start joins the open
+    invocation: outside a transaction the id returned is that invocation's; at a
+    commit the id returned is the start's own, which names an invocation only if
+    the start opened one.
 
     Arguments are bound and validated at once (a
     :class:`~resonate_web.Problem` ``invalid-arguments``); starting the same id
@@ -96,8 +101,10 @@ def dispatch(
     call_args, call_kwargs = exposed.bind(list(args), kwargs)
     id = new_id() if id is None else validate_id(id)
     checked = validate_tags(dict(tags) if tags is not None else None)
+    rank = validate_priority(priority)
     if on_commit and transaction.get_connection(using).in_atomic_block:
-        outbox.record(st, exposed, id, call_args, call_kwargs, tags=checked, using=using)
-    else:
-        st.client.run(id, name, *call_args, tags=checked, **call_kwargs)
-    return id
+        outbox.record(
+            st, exposed, id, call_args, call_kwargs, tags=checked, priority=rank, using=using
+        )
+        return id
+    return st.client.run(id, name, *call_args, tags=checked, priority=rank, **call_kwargs).id

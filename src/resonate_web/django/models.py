@@ -25,6 +25,8 @@ class PendingStart(models.Model):  # type: ignore[misc]
     kwargs = models.JSONField(default=dict)
     #: The invocation's own tags (``dispatch(tags=...)``).
     tags = models.JSONField(default=dict)
+    #: Its place among waiting invocations (``dispatch(priority=...)``, flow control).
+    priority = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")

@@ -54,6 +54,7 @@ def record(
     kwargs: dict[str, Any],
     *,
     tags: dict[str, str] | None = None,
+    priority: int | None = None,
     using: str | None = None,
 ) -> None:
     """Write the start of ``exposed`` as ``id`` into the outbox (in the current
@@ -66,6 +67,7 @@ def record(
         args=args,
         kwargs=kwargs,
         tags=tags or {},
+        priority=priority,
     )
     transaction.on_commit(lambda: send_now(st, id, using), using=using)
 
@@ -89,7 +91,12 @@ def _send(st: Hosted, row: Any, using: str | None) -> bool:
         if row.target and exposed.mode == "dispatch":
             exposed = dataclasses.replace(exposed, target=row.target)
         call = st.gateway.begin(
-            exposed, row.id, list(row.args), dict(row.kwargs), tags=dict(row.tags) or None
+            exposed,
+            row.id,
+            list(row.args),
+            dict(row.kwargs),
+            tags=dict(row.tags) or None,
+            priority=row.priority,
         )
         st.portal.call(call)
     except Problem as problem:

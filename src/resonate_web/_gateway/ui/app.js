@@ -257,6 +257,7 @@
         badge(doc.status),
         el("time", { datetime: doc.created_at || "" }, when(doc.created_at)),
         ...(doc.tags && Object.keys(doc.tags).length ? [el("span", { class: "tags" }, tagText(doc.tags))] : []),
+        ...(doc.waiting_for ? [el("span", { class: "waiting" }, "waiting for " + doc.waiting_for)] : []),
         ...(doc.last_error ? [retrying(doc)] : [])));
   }
 
@@ -434,6 +435,7 @@
       ["Settled", when(doc.settled_at)],
       ["Duration", duration(doc.created_at, doc.settled_at)],
       ["Tags", tagText(doc.tags)],
+      ["Waiting for", doc.waiting_for || null],
       ["Rerun of", doc.rerun_of ? el("a", { href: "#/invocations/" + enc(doc.rerun_of) }, doc.rerun_of) : null],
     ];
     $("detail-facts").replaceChildren(...facts.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
