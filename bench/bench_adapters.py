@@ -385,7 +385,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="a smoke run")
     parser.add_argument(
-        "--only", help="only the frameworks whose name contains this (flask, django on), no over-time"
+        "--only",
+        help="only the frameworks whose name contains this (flask, django on); no over-time",
     )
     args = parser.parse_args()
     if args.tiny:

@@ -243,7 +243,8 @@ class Gateway:
             validate_id(id)
         except (Problem, RuntimeError):
             return None
-        doc = invocations.document(kept.record, public_id=id, self_link=self.link(request.prefix, id))
+        link = self.link(request.prefix, id)
+        doc = invocations.document(kept.record, public_id=id, self_link=link)
         return Response(200, doc, headers=dict(noted))
 
     def _remember(self, id: str, record: PromiseRecord) -> None:
