@@ -22,7 +22,7 @@ invocations (``RESONATE_EMBEDDED_RETENTION``/``_KEEP``), so the sixth window
 should be as fast as the first, and memory flat. The raw SDK, which forgets
 nothing, is measured beside it.
 
-    .venv/bin/python bench/bench_adapters.py [--seconds 4] [--rounds 3] [--tiny]
+    .venv/bin/python bench/bench_adapters.py [--seconds 4] [--rounds 3] [--tiny] [--only flask]
 
 wrk comes from Debian's package (``apt-get install wrk``).
 """
@@ -276,9 +276,13 @@ def measure(app: App, scripts: dict[str, Path], seconds: float) -> tuple[Load, L
         return started, reads
 
 
-def adapters(seconds: float, rounds: int, scripts: dict[str, Path]) -> list[dict[str, object]]:
+def adapters(
+    seconds: float, rounds: int, scripts: dict[str, Path], only: str = ""
+) -> list[dict[str, object]]:
     figures: dict[tuple[str, str], list[tuple[Load, Load]]] = {}
-    for framework, apps in FRAMEWORKS.items():
+    chosen = [f for f in FRAMEWORKS if only.lower() in f.lower()]
+    for framework in chosen:
+        apps = FRAMEWORKS[framework]
         for r in range(rounds):
             order = list(apps.items()) if r % 2 == 0 else list(reversed(apps.items()))
             for name, app in order:
@@ -295,7 +299,7 @@ def adapters(seconds: float, rounds: int, scripts: dict[str, Path]) -> list[dict
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     rows: list[dict[str, object]] = []
-    for framework in FRAMEWORKS:
+    for framework in chosen:
         row: dict[str, object] = {"framework": framework}
         for i, route in enumerate(("start_result", "status")):
             hand = [pair[i] for pair in figures[(framework, "by-hand")]]
@@ -355,13 +359,20 @@ def over_time(windows: int, seconds: float, scripts: dict[str, Path]) -> list[di
 
 
 def main(
-    seconds: float = 4, rounds: int = 3, windows: int = 6, window_seconds: float = 10
+    seconds: float = 4,
+    rounds: int = 3,
+    windows: int = 6,
+    window_seconds: float = 10,
+    only: str | None = None,
 ) -> dict[str, list[dict[str, object]]]:
-    """Measure, print both tables, and return their rows."""
+    """Measure, print both tables, and return their rows. ``only``: the frameworks
+    whose name contains it, and no over-time run."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         scripts = {"start": Path(tmp) / "start.lua", "read": Path(tmp) / "read.lua"}
         scripts["start"].write_text(START_LUA)
         scripts["read"].write_text(READ_LUA)
+        if only is not None:
+            return {"adapters": adapters(seconds, rounds, scripts, only)}
         return {
             "adapters": adapters(seconds, rounds, scripts),
             "over_time": over_time(windows, window_seconds, scripts),
@@ -373,8 +384,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=4, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="a smoke run")
+    parser.add_argument(
+        "--only",
+        help="only the frameworks whose name contains this (flask, django on); no over-time",
+    )
     args = parser.parse_args()
     if args.tiny:
         main(1, 1, 2, 1)
     else:
-        main(args.seconds, args.rounds)
+        main(args.seconds, args.rounds, only=args.only)

@@ -103,7 +103,8 @@ def _refused(exc: ConfigurationError, instance: str) -> Response:
 def serve_sync(
     hosted: Hosted, route: Route, request: Request, instance: str, *, multiprocess: bool = False
 ) -> Response:
-    """Run ``route`` from sync (WSGI) code, through the portal.
+    """Run ``route`` from sync (WSGI) code, through the portal (unless the gateway
+    answers it at once, see :meth:`~resonate_web._gateway.router.Gateway.quick`).
 
     ``multiprocess`` is the request's ``wsgi.multiprocess``. A deployment the
     runtime cannot serve (the embedded backend in a multi-process server, see
@@ -112,6 +113,9 @@ def serve_sync(
     """
     try:
         hosted.portal.check_server(multiprocess=multiprocess)
+        quick = hosted.gateway.quick(route.name, request)
+        if quick is not None:
+            return quick
         return hosted.portal.call(hosted.gateway.handle(route.name, request, instance))
     except ConfigurationError as exc:
         return _refused(exc, instance)
@@ -121,6 +125,9 @@ async def serve_async(hosted: Hosted, route: Route, request: Request, instance: 
     """:func:`serve_sync` for async code on any loop (FastAPI, Django under ASGI)."""
     try:
         hosted.portal.check_server(multiprocess=False)
+        quick = hosted.gateway.quick(route.name, request)
+        if quick is not None:
+            return quick
         return await hosted.portal.acall(hosted.gateway.handle(route.name, request, instance))
     except ConfigurationError as exc:
         return _refused(exc, instance)

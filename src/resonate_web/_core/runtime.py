@@ -1009,6 +1009,10 @@ class Portal:
         except BaseException:
             coro.close()
             raise
+        if timeout is None:
+            if asyncio.get_running_loop() is loop:
+                return await coro
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
         async with asyncio.timeout(timeout):
             if asyncio.get_running_loop() is loop:
                 return await coro

@@ -69,6 +69,7 @@ __all__ = [
     "embedded_activity",
     "embedded_connection",
     "embedded_deadlines",
+    "embedded_stored",
     "event_stream",
     "extract_action_data",
     "function_stats",
@@ -654,6 +655,22 @@ def embedded_size(client: Resonate) -> int:
     if not isinstance(network, LocalConnection) or not isinstance(network.state, _IndexedState):
         return 0
     return network.state.roots
+
+
+def embedded_stored(client: Resonate, id: str) -> object | None:
+    """The embedded backend's settled promise ``id`` as an identity token, or ``None``
+    (not stored, still pending, or another backend). Safe from any thread: one dict
+    lookup.
+
+    The backend replaces a promise's object on every change and drops it when it
+    forgets the invocation, so a token that is still the stored one means the
+    promise is unchanged since the token was taken.
+    """
+    network = client._network
+    if not isinstance(network, _EmbeddedConnection):
+        return None
+    stored = network.state.promises.get(id)
+    return None if stored is None or stored.state == "pending" else stored
 
 
 def embedded_connection(

@@ -62,7 +62,8 @@ def stored_tags(tags: dict[str, str]) -> dict[str, str]:
 
 def user_tags(tags: dict[str, str]) -> dict[str, str]:
     """The user's tags among a record's ``tags`` (the internal ones left out)."""
-    return {k[len(USER_TAG) :]: v for k, v in sorted(tags.items()) if k.startswith(USER_TAG)}
+    found = [(k[len(USER_TAG) :], v) for k, v in tags.items() if k.startswith(USER_TAG)]
+    return dict(sorted(found)) if found else {}
 
 
 @dataclass

@@ -16,10 +16,11 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import msgspec
@@ -66,6 +67,17 @@ logger = logging.getLogger("resonate_web")
 WAIT_CAPPED = "Resonate-Wait-Capped"
 _HEALTH_PROBE_ID = "resonate-web-health-probe"
 _CALL_MEMBERS = frozenset({"args", "kwargs", "tags", "priority"})
+#: How many settled invocations' records a gateway on the embedded backend keeps, to
+#: answer their status without a backend call (see :meth:`Gateway.quick`).
+SETTLED_KEPT = 1024
+
+
+class _Settled(NamedTuple):
+    """A settled invocation's decoded record, and the embedded backend's token for
+    the stored promise it was read from (:func:`~resonate_web._core.sdk.embedded_stored`)."""
+
+    record: PromiseRecord
+    stored: object
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,11 @@ class Gateway:
         self._dev_server: bool | None = None
         #: Invocations started and settled here, for the dashboard's live list.
         self.feed = dashboard.Feed()
+        #: Settled invocations' records, by stored id (embedded backend only; written
+        #: on the runtime's loop, read from any thread).
+        self._final: dict[str, _Settled] = {}
+        #: The process they were read in (a forked child holds a copy, not the backend).
+        self._final_pid = 0
         telemetry.watch_waiting(self)
         self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "list_functions": self.list_functions,
@@ -203,6 +220,51 @@ class Gateway:
             response = await self._handle(route, request, instance)
             telemetry.finish(span, response.status)
             return response
+
+    def quick(self, route: str, request: Request) -> Response | None:
+        """The answer to ``request`` when it needs no backend call, else ``None``.
+
+        Runs on any thread, so a sync adapter answers without the hop to the
+        runtime's loop. A settled invocation never changes: its status read is
+        answered from the record this gateway already holds (from the waiter that
+        saw it settle, or an earlier read) while the embedded backend still stores
+        that very promise. Anything else (an authorize hook, spans, a bad query, a
+        record not held) takes the usual way through :meth:`handle`.
+        """
+        if route != "status" or not self._final or self.authorize is not None:
+            return None
+        id = request.path_params.get("id")
+        kept = self._final.get(id) if id is not None else None
+        if id is None or kept is None or self._final_pid != os.getpid() or telemetry.active():
+            return None
+        try:
+            if _sdk.embedded_stored(self.runtime.client, id) is not kept.stored:
+                return None
+            _, noted = self._wait(request)
+            validate_id(id)
+        except (Problem, RuntimeError):
+            return None
+        link = self.link(request.prefix, id)
+        doc = invocations.document(kept.record, public_id=id, self_link=link)
+        return Response(200, doc, headers=dict(noted))
+
+    def _remember(self, id: str, record: PromiseRecord) -> None:
+        """Keep settled invocation ``id``'s decoded ``record`` for :meth:`quick`
+        (embedded backend only; on the runtime's loop)."""
+        if (
+            self.settings.backend != "embedded"
+            or invocations.status_of(record) == "pending"
+            or invocations.function_of(record) is None
+        ):
+            return
+        stored = _sdk.embedded_stored(self.runtime.client, id)
+        if stored is None:
+            return
+        kept = self._final
+        self._final_pid = os.getpid()
+        if id not in kept and len(kept) >= SETTLED_KEPT:
+            del kept[next(iter(kept))]
+        kept[id] = _Settled(record, stored)
 
     async def _handle(self, route: str, request: Request, instance: str) -> Response:
         try:
@@ -287,7 +349,10 @@ class Gateway:
             if exc.code == 404:
                 return None
             raise self._unavailable(f"server error {exc.code}") from None
-        return self._decoded(raw)
+        record = self._decoded(raw)
+        if record.state != "pending":
+            self._remember(id, record)
+        return record
 
     def _decoded(self, raw: PromiseRecord) -> PromiseRecord:
         """``raw`` with its param and value decoded to JSON data."""
@@ -692,6 +757,7 @@ class Gateway:
     def _settled(self, id: str, record: PromiseRecord) -> PromiseRecord:
         if invocations.status_of(record) != "pending":
             self.announce(id, record)
+            self._remember(id, record)
         return record
 
     def announce(self, id: str, record: PromiseRecord) -> None:
