@@ -16,7 +16,9 @@ the same run, printed as tables and written as JSON under ``bench/results/``.
   ``run_coroutine_threadsafe`` (``bench_bridge.py``);
 - ``distributed``: the HTTP gateway against a hand-written FastAPI route calling the
   raw SDK's ``rpc`` (the raw ``rpc`` in process beside), across processes, on the dev
-  server and on Postgres (``bench_distributed.py``).
+  server and on Postgres (``bench_distributed.py``);
+- ``flow``: what each flow-control option costs per start against the same function
+  without it, on the embedded backend and on Postgres (``bench_flow.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_adapters  # noqa: E402
 import bench_bridge  # noqa: E402
 import bench_distributed  # noqa: E402
+import bench_flow  # noqa: E402
 import bench_gateway  # noqa: E402
 import bench_longpoll  # noqa: E402
 
@@ -61,12 +64,14 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
         longpoll = bench_longpoll.main(20, 1, 0.2)
         bridge = bench_bridge.main(50, 1)
         distributed = bench_distributed.main(10, 5, 1, backends)
+        flow = bench_flow.main(5, 1, postgres_too="pg" in backends)
     else:
         adapters = bench_adapters.main(seconds=3, rounds=5, windows=6, window_seconds=10)
         gateway = asyncio.run(bench_gateway.main(200, rounds=3))
         longpoll = bench_longpoll.main(1000, 3, 2.0)
         bridge = bench_bridge.main(2000, 3)
         distributed = bench_distributed.main(500, 50, 3, backends)
+        flow = bench_flow.main(200, 3, postgres_too="pg" in backends)
     report: dict[str, object] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
@@ -82,6 +87,7 @@ def run(tiny: bool, backends: list[str], out: Path) -> dict[str, object]:
         "longpoll": longpoll,
         "bridge": bridge,
         "distributed": distributed,
+        "flow": flow,
     }
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))

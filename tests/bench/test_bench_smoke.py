@@ -42,3 +42,6 @@ def test_make_bench_runs_on_a_tiny_size(tmp_path: Path) -> None:
     assert {row["path"] for row in report["bridge"]} >= {"bare hop", "facade", "flask view"}
     assert all(row["start_result_ratio"] > 0 for row in report["gateway"])
     assert "| sequential | core |" in out.stdout
+    flow = report["flow"]["embedded"]
+    assert set(flow) == {"plain", "priority", "concurrency", "rate", "rate (reject)", "debounce"}
+    assert all(row["us_per_start"] > 0 and row["ratio"] > 0 for row in flow.values())

@@ -58,6 +58,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "embedded_keep": ("50", 50),
     "ui": ("1", True),
     "promises": ("any", "any"),
+    "limits": (
+        '{"export": {"concurrency": 1, "rate": {"limit": 10, "period": 60}}}',
+        {"export": {"concurrency": 1, "rate": {"limit": 10, "period": 60.0}}},
+    ),
     "auth_token": ("s3cret-token", "s3cret-token"),
     "auth_jwt_key": ("k" * 32, "k" * 32),
     "auth_jwt_algorithms": ("HS256", ("HS256",)),
