@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -124,22 +125,35 @@ APPS: dict[str, tuple[Path, str, str]] = {
 }
 
 
-def serve(stack: ExitStack, path: str, url: str, logs: Path) -> str:
+def serve(stack: ExitStack, path: str, url: str, logs: Path) -> tuple[str, int]:
     """The app of ``path`` under uvicorn against backend ``url``, until ``stack``
-    closes; its base URL."""
+    closes; its base URL and process id."""
     cwd, app, ready = APPS[path]
     port = procs.free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [str(procs.BIN / "uvicorn"), app, "--port", str(port)]
     log = logs / f"{path}.log"
     env = {"RESONATE_URL": url}
-    stack.enter_context(procs.process(argv, env=env, cwd=cwd, ready_url=f"{base}{ready}", log=log))
-    return base
+    proc = stack.enter_context(
+        procs.process(argv, env=env, cwd=cwd, ready_url=f"{base}{ready}", log=log)
+    )
+    return base, proc.pid
 
 
-def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def measure(
+    backend: str, n: int, c: int, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Start ``backend``, two workers, the gateway and the by-hand app; the round times
-    of each path."""
+    of each path, and the HTTP apps' server CPU seconds per round."""
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if backend == "dev":
@@ -151,21 +165,26 @@ def measure(backend: str, n: int, c: int, rounds: int) -> dict[str, list[float]]
                 "examples.gateway_worker.functions", url, log=logs / f"worker-{i}.log"
             )
             stack.callback(procs.stop, worker)
-        bases = {path: serve(stack, path, url, logs) for path in APPS}
+        served = {path: serve(stack, path, url, logs) for path in APPS}
+        bases = {path: base for path, (base, _) in served.items()}
         # Both listen before the first round (on Postgres there is nothing to count).
         procs.wait_streams(url, "gateway", 1)
         procs.wait_streams(url, "by-hand", 1)
         times: dict[str, list[float]] = {path: [] for path in PATHS}
+        cpu: dict[str, list[float]] = {path: [] for path in APPS}
         for r in range(rounds):
             tag = uuid.uuid4().hex[:8]
             for path in PATHS[r % 3 :] + PATHS[: r % 3]:
                 if path == "sdk":
-                    elapsed = sdk_round(url, n, c, f"s{r}-{tag}")
-                else:
-                    route, params = ROUTES[path]
-                    elapsed = http_round(bases[path], n, c, f"{path[0]}{r}-{tag}", route, params)
+                    times[path].append(asyncio.run(sdk_round(url, n, c, f"s{r}-{tag}")))
+                    continue
+                route, params = ROUTES[path]
+                pid = served[path][1]
+                before = cpu_seconds(pid)
+                elapsed = http_round(bases[path], n, c, f"{path[0]}{r}-{tag}", route, params)
                 times[path].append(asyncio.run(elapsed))
-        return times
+                cpu[path].append(cpu_seconds(pid) - before)
+        return times, cpu
 
 
 LABELS = {
@@ -182,19 +201,25 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, obj
     print(f"N={n} invocations per round, {c} at a time, {rounds} rounds each, 2 workers\n")
     print(
         f"| backend | path | median round of {n}, s | invocations/s | ratio to by-hand "
-        "| each round, s |"
+        "| server CPU per request, µs | CPU ratio | each round, s |"
     )
-    print("|---|---|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     names = {"dev": "dev server", "pg": "PostgreSQL (resonate-pg)"}
-    for backend, times in results.items():
+    for backend, (times, cpu) in results.items():
         base_t = statistics.median(times["by-hand"])
+        base_cpu = statistics.median(cpu["by-hand"]) / n * 1e6
         for path in PATHS:
             t = statistics.median(times[path])
             ratio = base_t / t  # throughput over the by-hand route's
             each = " / ".join(f"{x:.2f}" for x in times[path])
+            cpu_us = statistics.median(cpu[path]) / n * 1e6 if path in cpu else None
+            # By-hand CPU over this path's: above 1, the path spends less per request.
+            cpu_ratio = base_cpu / cpu_us if cpu_us else None
+            shown_cpu = f"{cpu_us:.0f}" if cpu_us else "-"
+            shown_ratio = f"{cpu_ratio:.2f}x" if cpu_ratio else "-"
             print(
                 f"| {names[backend]} | {LABELS[path]} | {t:.2f} | {n / t:.0f} | {ratio:.2f}x "
-                f"| {each} |"
+                f"| {shown_cpu} | {shown_ratio} | {each} |"
             )
             rows.append(
                 {
@@ -203,6 +228,8 @@ def main(n: int, c: int, rounds: int, backends: list[str]) -> list[dict[str, obj
                     "median_round_s": round(t, 4),
                     "per_second": round(n / t, 1),
                     "ratio": round(ratio, 3),
+                    "cpu_us_per_request": None if cpu_us is None else round(cpu_us, 1),
+                    "cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 3),
                     "against": "by-hand",
                     "rounds_s": [round(x, 4) for x in times[path]],
                 }

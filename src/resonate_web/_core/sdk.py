@@ -29,6 +29,7 @@ from importlib import metadata
 from typing import Any
 
 import aiohttp
+import msgspec
 from resonate.connections import HttpConnection, LocalConnection, SSEConnection
 from resonate.connections.local import (
     DurablePromise,
@@ -301,16 +302,21 @@ async def _edge(
     if not remote:
         launch.answer = str(await send(tagged, headers))
         return launch.answer
-    sending = asyncio.ensure_future(send(tagged, headers))
-    abandoned = asyncio.ensure_future(launch.abandoned.wait())
-    try:
-        await asyncio.wait({sending, abandoned}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        abandoned.cancel()
-    if not sending.done():
-        sending.cancel()
+    if launch.abandoned.is_set():
         raise ConnectorError(RuntimeError(f"the start of {launch.id} was abandoned"))
-    launch.answer = str(sending.result())
+    # One task for the send, canceled by the abandon itself (no second waiter).
+    sending = asyncio.ensure_future(send(tagged, headers))
+    launch.sending = sending
+    try:
+        answer = await sending
+    except asyncio.CancelledError:
+        if not launch.abandoned.is_set():
+            sending.cancel()
+            raise
+        raise ConnectorError(RuntimeError(f"the start of {launch.id} was abandoned")) from None
+    finally:
+        launch.sending = None
+    launch.answer = str(answer)
     return launch.answer
 
 
@@ -320,7 +326,7 @@ def launched_record(launch: _search.Launch) -> tuple[PromiseRecord | None, bool]
     did not come through here or carries no record (a conflict)."""
     if launch.answer is None:
         return None, False
-    envelope = json.loads(launch.answer)
+    envelope = msgspec.json.decode(launch.answer)
     head = envelope.get("head") if isinstance(envelope, dict) else None
     status = head.get("status") if isinstance(head, dict) else None
     if not isinstance(status, int) or not 200 <= status < 300:

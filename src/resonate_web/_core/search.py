@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 #: On every root invocation resonate-web starts: ``"true"``.
 INVOCATION_TAG = "resonate-web:invocation"
 #: On every root invocation resonate-web starts: the function's name.
@@ -77,6 +79,14 @@ class Launch:
     #: Set when the request gave up on the create (it answered 503): a create still
     #: retrying against a backend that is down is dropped instead of sent later.
     abandoned: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The send of the create while it is on its way (canceled by :meth:`abandon`).
+    sending: asyncio.Future[Any] | None = None
+
+    def abandon(self) -> None:
+        """Give up on the create: one still being sent is canceled, none is sent later."""
+        self.abandoned.set()
+        if self.sending is not None:
+            self.sending.cancel()
 
 
 _LAUNCH: contextvars.ContextVar[Launch | None] = contextvars.ContextVar(
@@ -220,13 +230,22 @@ def _root_create(envelope: dict[str, Any]) -> dict[str, Any] | None:
     return data
 
 
+#: The envelopes on their way to the backend are read and rewritten with msgspec: a
+#: start passes through here twice (its create, its answer), and json costs more.
+_decode = msgspec.json.decode
+
+
+def _encode(envelope: Any) -> str:
+    return msgspec.json.encode(envelope).decode()
+
+
 def _function_of(param: Any) -> str | None:
     raw = param.get("data") if isinstance(param, dict) else None
     if not isinstance(raw, str):
         return None
     try:
-        decoded = json.loads(base64.b64decode(raw, validate=True))
-    except (binascii.Error, ValueError):
+        decoded = _decode(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError, msgspec.DecodeError):
         return None  # encrypted or foreign: found by INVOCATION_TAG alone
     func = decoded.get("func") if isinstance(decoded, dict) else None
     return func if isinstance(func, str) else None
@@ -241,17 +260,17 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
     Cheap for every other request: only a create is parsed.
     """
     if request.startswith(_FENCE) and _STEP.get():
-        envelope = json.loads(request)
+        envelope = _decode(request)
         if _tag_step(envelope):
-            return json.dumps(envelope, separators=(",", ":")), None
+            return _encode(envelope), None
         return request, None
     if not request.startswith(_CREATE_KINDS):
         return request, None
-    envelope = json.loads(request)
+    envelope = _decode(request)
     create = _root_create(envelope)
     if create is None:
         if _tag_step(envelope):
-            return json.dumps(envelope, separators=(",", ":")), None
+            return _encode(envelope), None
         return request, None
     tags: dict[str, str] = create["tags"]
     launch = _LAUNCH.get()
@@ -271,7 +290,7 @@ def tag_root_create(request: str) -> tuple[str, Launch | None]:
     func = _function_of(create.get("param"))
     if func is not None:
         tags.setdefault(FUNCTION_TAG, func)
-    return json.dumps(envelope, separators=(",", ":")), launch
+    return _encode(envelope), launch
 
 
 def is_search(request: str) -> bool:

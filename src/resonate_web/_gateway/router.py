@@ -521,7 +521,7 @@ class Gateway:
             await self.bounded(handle.id())
         except Problem:
             # 503: the create is dropped, not sent once the backend is back.
-            launch.abandoned.set()
+            launch.abandon()
             if opened is not None:
                 await flow.forget_debounce(self.runtime.client, exposed.name, opened, id)
             raise
