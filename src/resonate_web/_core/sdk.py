@@ -184,6 +184,9 @@ async def create_promise(
     return record
 
 
+_LISTEN = '{"kind":"promise.register_listener"'
+
+
 class PushedSettles:
     """The settled records the backend pushes (``unblock`` messages), kept while
     somebody in this process waits on their id.
@@ -198,14 +201,31 @@ class PushedSettles:
         self._records: dict[str, PromiseRecord] = {}
 
     def attach(self, client: Resonate) -> None:
-        """Listen to ``client``'s pushed messages, from every source it has."""
+        """Listen to ``client``'s pushed messages, from every source it has, and to the
+        answers of its listener registrations: a promise that settled before its
+        listener was registered is answered there, settled, and never pushed."""
         client._transport.recv(self._on_message)
+        network: Any = client._network
+        network.pushed = self
 
     def _on_message(self, message: Any) -> None:
         if isinstance(message, UnblockMsg):
-            record = message.data.promise
-            if record.id in self._waiting and record.state != "pending":
-                self._records[record.id] = record
+            self._keep(message.data.promise)
+
+    def _keep(self, record: PromiseRecord) -> None:
+        if record.id in self._waiting and record.state != "pending":
+            self._records[record.id] = record
+
+    def listened(self, request: str, answer: str) -> None:
+        """Keep the settled record a ``promise.register_listener`` answered, if
+        somebody here waits on it."""
+        if not self._waiting or not request.startswith(_LISTEN):
+            return
+        try:
+            envelope = msgspec.json.decode(answer)
+            self._keep(parse_promise(envelope.get("data")))
+        except (DecodingError, msgspec.DecodeError, AttributeError):
+            return
 
     @contextlib.contextmanager
     def waiting(self, id: str) -> Iterator[None]:
@@ -288,8 +308,10 @@ async def _edge(
     headers: dict[str, str] | None,
     *,
     remote: bool = True,
+    pushed: PushedSettles | None = None,
 ) -> str:
-    """``send`` ``req`` with root creates tagged; a launch's create keeps its answer.
+    """``send`` ``req`` with root creates tagged; a launch's create keeps its answer;
+    a listener's registration tells ``pushed`` what it answered.
 
     To a ``remote`` backend, a launch's create is dropped once the launch is
     abandoned: the SDK's connection retries a request forever while the backend
@@ -298,7 +320,10 @@ async def _edge(
     """
     tagged, launch = _search.tag_root_create(req)
     if launch is None:
-        return str(await send(tagged, headers))
+        answer = str(await send(tagged, headers))
+        if pushed is not None:
+            pushed.listened(tagged, answer)
+        return answer
     if not remote:
         launch.answer = str(await send(tagged, headers))
         return launch.answer
@@ -605,7 +630,8 @@ class _EmbeddedConnection(LocalConnection):
                 query = json.loads(req).get("data") or {}
                 records = (p.to_record() for p in self.state.promises.values())
                 return _search_reply(req, _search.search_records(records, query))
-            return await _edge(super().send, req, headers, remote=False)
+            pushed = getattr(self, "pushed", None)
+            return await _edge(super().send, req, headers, remote=False, pushed=pushed)
         finally:
             self.sending -= 1
 
@@ -737,7 +763,7 @@ class _HttpConnection(HttpConnection):
     server answers searches itself)."""
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        return await _edge(super().send, req, headers)
+        return await _edge(super().send, req, headers, pushed=getattr(self, "pushed", None))
 
 
 def http_connection(url: str, *, auth: str | None, backoff: Any) -> HttpConnection:
@@ -795,7 +821,11 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
             if is_flow(req):
                 return await self._flow(req)
             if not _search.is_search(req):
-                return _explain_timeouts(await _edge(super().send, req, headers))
+                answer = _explain_timeouts(await _edge(super().send, req, headers))
+                pushed = getattr(self, "pushed", None)
+                if pushed is not None:
+                    pushed.listened(req, answer)
+                return answer
             query = json.loads(req).get("data") or {}
             async with self._sessions.session() as conn:
                 cursor = await conn.execute(_search.PG_SEARCH, _search.pg_parameters(query))

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,9 +83,15 @@ def counting() -> bool:
     if not installed():
         return False
     from opentelemetry import metrics
-    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.metrics import NoOpMeterProvider, _internal
 
-    provider = metrics.get_meter_provider()
+    # As for tracing: the global set by set_meter_provider, without the environment
+    # lookup get_meter_provider() makes on every call until one is set.
+    provider = getattr(_internal, "_METER_PROVIDER", None)
+    if provider is None:
+        if "OTEL_PYTHON_METER_PROVIDER" not in os.environ:
+            return False
+        provider = metrics.get_meter_provider()
     return not isinstance(provider, NoOpMeterProvider) and type(provider).__name__ != (
         "_ProxyMeterProvider"
     )
