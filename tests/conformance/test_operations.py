@@ -234,7 +234,11 @@ def test_stats_count_a_function_over_its_window(client: httpx.Client, uid: str) 
     assert 0 <= durations["p50"] <= durations["p95"] <= durations["max"]
     failing = client.get(f"{P}/functions/fail/stats").json()
     assert failing["counts"]["rejected"] >= 4 and failing["failure_rate"] > 0
-    assert failing["counts"]["resolved"] == 0 and failing["failure_rate"] == 1
+    # Every settled one failed, unless another test sharing the app canceled one.
+    assert failing["counts"]["resolved"] == 0
+    settled = sum(failing["counts"][k] for k in ("resolved", "rejected", "canceled", "timedout"))
+    failed = failing["counts"]["rejected"] + failing["counts"]["timedout"]
+    assert failing["failure_rate"] == pytest.approx(failed / settled, abs=1e-3)
     assert client.get(f"{P}/functions/count/stats").json()["window"] == 3600
 
 
