@@ -98,7 +98,11 @@ def __getattr__(name: str) -> Any:
 
         return get_wsgi_application()
     if name == "asgi":
-        from django.core.asgi import get_asgi_application
+        if APP == "resonate":
+            # The runtime on the server's loop (its lifespan), as docs/django.md says.
+            from resonate_web.django.asgi import get_asgi_application
+        else:
+            from django.core.asgi import get_asgi_application
 
         return get_asgi_application()
     raise AttributeError(name)

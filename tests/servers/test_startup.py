@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,11 @@ def _ticks(ticklog: Path, proc: subprocess.Popen[bytes], count: int) -> list[tup
 
 
 def _serve_and_tick(
-    argv: Sequence[str], tmp_path: Path, env: dict[str, str], base: str | None
+    argv: Sequence[str],
+    tmp_path: Path,
+    env: dict[str, str],
+    base: str | None,
+    then: Callable[[str], None] | None = None,
 ) -> None:
     """Start ``argv``; ticks fire and the backend is announced before any request,
     in one process only; then (given ``base``) the server answers for a tick."""
@@ -58,6 +62,8 @@ def _serve_and_tick(
         doc = httpx.get(f"{base}/resonate/invocations/{tick}", params={"wait": 10}, timeout=20)
         assert doc.status_code == 200, doc.text
         assert doc.json()["status"] == "resolved" and doc.json()["result"] == "beat"
+        if then is not None:
+            then(base)
 
 
 def _flask(*args: str) -> list[str]:
@@ -96,17 +102,31 @@ def test_django_runserver_with_the_autoreloader(tmp_path: Path) -> None:
     _serve_and_tick(argv, tmp_path, DJANGO, f"http://127.0.0.1:{port}")
 
 
-def test_django_under_uvicorn(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("app", "on_the_servers_loop"),
+    [("tests.support.django_asgi", False), ("tests.support.django_asgi_hosted", True)],
+    ids=["django-asgi", "resonate-asgi"],
+)
+def test_django_under_uvicorn(tmp_path: Path, app: str, on_the_servers_loop: bool) -> None:
+    """Django's own ASGI application: the runtime on a loop of its own, started with the
+    process. resonate_web's: started by the server's lifespan, on the server's loop,
+    so async views await it without a hop; either way before any request."""
     port = procs.free_port()
     argv = [
         str(procs.BIN / "uvicorn"),
-        "tests.support.django_asgi:application",
+        f"{app}:application",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
     ]
-    _serve_and_tick(argv, tmp_path, DJANGO, f"http://127.0.0.1:{port}")
+
+    def loop_check(base: str) -> None:
+        answer = httpx.get(f"{base}/runtime-loop", timeout=20)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"same_loop": on_the_servers_loop}
+
+    _serve_and_tick(argv, tmp_path, DJANGO, f"http://127.0.0.1:{port}", loop_check)
 
 
 def test_django_under_gunicorn_with_preload(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from tests.support.django_views import enqueue_task, place_order, task_result
+from tests.support.django_views import enqueue_task, place_order, runtime_loop, task_result
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("orders/<str:key>", place_order),
     path("tasks/<str:name>", enqueue_task),
     path("task-results/<str:id>", task_result),
+    path("runtime-loop", runtime_loop),
 ]

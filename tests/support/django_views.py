@@ -57,3 +57,12 @@ def task_result(request: HttpRequest, id: str) -> JsonResponse:
     if result.errors:
         body["errors"] = [e.exception_class_path for e in result.errors]
     return JsonResponse(body)
+
+
+async def runtime_loop(request: HttpRequest) -> JsonResponse:
+    """Whether the runtime runs on the loop serving this async view (the server's)."""
+    import asyncio
+
+    from resonate_web.django import conf
+
+    return JsonResponse({"same_loop": conf.state().portal.loop is asyncio.get_running_loop()})

@@ -50,7 +50,8 @@ class ResonateConfig(AppConfig):  # type: ignore[misc]
                 outbox.ensure_sweeper(st)
             return st.portal
 
-        autostart(serving, serving_command=_runserver())
+        if not conf.hosted_by_server:
+            autostart(serving, serving_command=_runserver())
 
 
 def _runserver() -> bool:

@@ -184,6 +184,9 @@ State = Hosted
 _lock = threading.Lock()
 #: The value of ``settings.RESONATE`` the current state was built from, and the state.
 _current: tuple[Any, State] | None = None
+#: Set by :func:`resonate_web.django.asgi.get_asgi_application`: the server's lifespan
+#: hosts the runtime on its loop, so the app's set-up starts none in a thread.
+hosted_by_server = False
 
 
 #: Seconds between two sweeps of the outbox, unless ``OUTBOX_INTERVAL`` says otherwise.
