@@ -11,8 +11,11 @@ processes without installing anything else:
 
 Protocol semantics are not re-implemented here: every request is applied to the
 SDK's own reference state machine (:class:`resonate.connections.local.ServerState`,
-the one behind its in-process connection). This module adds what a network
-server needs around it: a clock that advances timers and leases, and delivery
+the one behind its in-process connection), with the two scans of every stored
+promise it makes per invocation replaced by indexes
+(:class:`resonate_web._core.sdk.IndexedState`, as on the embedded backend), so
+what a request costs does not grow with the invocations stored. This module adds
+what a network server needs around it: a clock that advances timers and leases, and delivery
 of the state machine's outgoing messages by address -- ``poll://uni@{group}/{pid}``
 to that process's stream, ``poll://any@{group}`` to one connected member of the
 group (round robin; ``poll://any@{group}/{pid}`` prefers that member while it is
@@ -59,10 +62,10 @@ from resonate_web._core import search as _search
 from resonate_web._core.flowtable import FlowBook
 from resonate_web._core.schedules import Ticker
 from resonate_web._core.sdk import (
+    IndexedState,
     OutgoingMessage,
     ServerState,
     Task,
-    TimelyState,
     extract_action_data,
     unwrap_request_envelope,
 )
@@ -163,7 +166,7 @@ class DevServer:
         unicast_retention: float = UNICAST_RETENTION,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.state = TimelyState()
+        self.state = IndexedState()
         self.wire = Wire(self.state)
         #: Flow control's state (concurrency, rate, debounce) for every process.
         self.flow = FlowBook()

@@ -317,7 +317,7 @@ async def test_indexed_state_answers_as_the_sdks() -> None:
     recorded: list[tuple[int, Any]] = []
     conn = _sdk.embedded_connection(pid="p", group="g")
     state = conn.state
-    assert isinstance(state, _sdk._IndexedState)
+    assert isinstance(state, _sdk.IndexedState)
     apply = state.apply
 
     def recording(now: int, req: Any) -> Any:
@@ -357,7 +357,7 @@ async def test_indexed_state_answers_as_the_sdks() -> None:
         await client.stop()
 
     assert any(req.get("kind") == "task.suspend" for _, req in recorded)
-    sdk_state, indexed = _sdk.ServerState(), _sdk._IndexedState()
+    sdk_state, indexed = _sdk.ServerState(), _sdk.IndexedState()
     for now, req in recorded:
         assert indexed.apply(now, copy.deepcopy(req)) == sdk_state.apply(now, copy.deepcopy(req))
     assert {k: p.to_record() for k, p in indexed.promises.items()} == {

@@ -17,6 +17,7 @@ from resonate.resonate import Resonate
 from resonate_base import PROTOCOL_VERSION
 
 from resonate_web import _devserver as devserver
+from resonate_web._core.sdk import IndexedState
 from resonate_web._devserver import Address, DevServer
 from tests.support import procs
 
@@ -371,6 +372,11 @@ async def test_the_sdk_s_own_connections_run_a_workflow(server: tuple[str, DevSe
         # Settled by the unblock pushed to the caller's stream (the SDK's own
         # fallback re-check is a minute away).
         assert await asyncio.wait_for(handle.result(), 10) == 42
+        # It ran on the indexed state machine: the invocation is on its own
+        # branch, and no settled task is left awaiting anything.
+        assert isinstance(dev.state, IndexedState)
+        assert "sdk-1" in dev.state.branches["sdk-1"]
+        assert not any(dev.state.awaited_by.values())
     finally:
         await caller.stop()
         await worker.stop()

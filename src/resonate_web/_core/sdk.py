@@ -57,6 +57,7 @@ __all__ = [
     "EXTERNAL_TAG",
     "PICKLE_KEY",
     "SDK_RANGE",
+    "IndexedState",
     "LeaseKeeper",
     "OutgoingMessage",
     "ServerState",
@@ -411,9 +412,9 @@ async def flow_call(client: Resonate, request: dict[str, Any]) -> dict[str, Any]
 
 class _Awaiters(set[str]):
     """A promise's ``awaiters`` (the tasks waiting on it), indexed the other way
-    round in :attr:`_IndexedState.awaited_by` as tasks are added and removed."""
+    round in :attr:`IndexedState.awaited_by` as tasks are added and removed."""
 
-    def __init__(self, state: _IndexedState, promise_id: str, tasks: Iterable[str]) -> None:
+    def __init__(self, state: IndexedState, promise_id: str, tasks: Iterable[str]) -> None:
         super().__init__()
         self._state = state
         self._promise_id = promise_id
@@ -445,7 +446,7 @@ class _Awaiters(set[str]):
 class _Promises(dict[str, DurablePromise]):
     """The state machine's promises, indexed by branch and by awaiting task."""
 
-    def __init__(self, state: _IndexedState) -> None:
+    def __init__(self, state: IndexedState) -> None:
         super().__init__()
         self._state = state
 
@@ -543,7 +544,7 @@ class TimelyState(ServerState):
         super().notify_subscribers(promise_id)
 
 
-class _IndexedState(TimelyState):
+class IndexedState(TimelyState):
     """The SDK's in-process state machine, without its two scans of every promise.
 
     On each settle the SDK walks every promise to drop the settled task from
@@ -606,13 +607,13 @@ class _EmbeddedConnection(LocalConnection):
     pending for a worker of its group, which on the embedded backend never
     comes (``GET /functions`` says so: its mode is ``dispatch``).
 
-    Its state machine is :class:`_IndexedState`, whose cost per invocation does
+    Its state machine is :class:`IndexedState`, whose cost per invocation does
     not grow with the invocations it holds.
     """
 
     def __init__(self, *, pid: str, group: str, **timing: Any) -> None:
         super().__init__(pid=pid, group=group, **timing)
-        self.state = _IndexedState()
+        self.state = IndexedState()
         #: Requests being answered now (a virtual clock waits for them).
         self.sending = 0
         #: Flow control's state (concurrency, rate, debounce), in this process.
@@ -684,7 +685,7 @@ def embedded_size(client: Resonate) -> int:
     """How many invocations (root promises, settled or not) the embedded backend holds;
     0 on any other backend."""
     network = client._network
-    if not isinstance(network, LocalConnection) or not isinstance(network.state, _IndexedState):
+    if not isinstance(network, LocalConnection) or not isinstance(network.state, IndexedState):
         return 0
     return network.state.roots
 
