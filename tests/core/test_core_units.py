@@ -199,3 +199,31 @@ def test_a_pickle_that_would_run_code_is_only_read() -> None:
     assert error == {"type": "print", "message": "m"}
     assert error_of({"message": "only"}) == {"type": "Error", "message": "only"}
     assert exception_class_name("not base64!") is None
+
+
+def test_launch_nonces_are_unique_and_a_forked_child_draws_its_own() -> None:
+    """A gunicorn worker forked from a preloaded app must not repeat its parent's (or
+    a sibling's) nonces: two creates of one id would each think they made it."""
+    import subprocess
+    import sys
+
+    from resonate_web._core.search import Launch
+
+    assert len({Launch("x").nonce for _ in range(1000)}) == 1000
+    # Forked from a fresh process of one thread (this one runs servers' threads).
+    script = (
+        "import os\n"
+        "from resonate_web._core.search import Launch\n"
+        "parent = Launch('x').nonce\n"
+        "read, write = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(write, Launch('x').nonce.encode())\n"
+        "    os._exit(0)\n"
+        "os.close(write)\n"
+        "os.wait()\n"
+        "print(parent, os.read(read, 100).decode())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    parent, child = out.stdout.split()
+    assert parent[:16] != child[:16]

@@ -55,6 +55,28 @@ logger = logging.getLogger("resonate_web")
 EMBEDDED_GRACE = 1.0
 
 
+class WatchedTask:
+    """A task waiting on the backend, canceled when a connection attempt fails."""
+
+    __slots__ = ("task", "tripped")
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always awaited from a task
+            raise RuntimeError("a backend call is awaited outside a task")
+        self.task = task
+        self.tripped = False
+
+    def trip(self) -> None:
+        if not self.tripped and not self.task.done():
+            self.tripped = True
+            self.task.cancel()
+
+    def uncancel(self) -> bool:
+        """Whether the cancellation being raised is this watch's alone (then undone)."""
+        return self.tripped and self.task.uncancel() == 0
+
+
 class ConnectionWatch:
     """Tells waiting requests at once when a Resonate server connection fails.
 
@@ -68,23 +90,23 @@ class ConnectionWatch:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: set[WatchedTask] = set()
 
     def delay(self, attempt: int) -> float:
         """The SDK's backoff (1 s doubling to 60 s); records the failure."""
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            waiter.trip()
         return float(min(2.0**attempt, 60.0)) if attempt >= 0 else 1.0
 
-    def failure(self) -> asyncio.Future[None]:
-        """A future set by the next failed connection attempt."""
-        waiter = asyncio.get_running_loop().create_future()
+    def enlist(self) -> WatchedTask:
+        """The current task, canceled by the next failed connection attempt until
+        :meth:`discharge`."""
+        waiter = WatchedTask()
         self._waiters.add(waiter)
         return waiter
 
-    def forget(self, waiter: asyncio.Future[None]) -> None:
+    def discharge(self, waiter: WatchedTask) -> None:
         self._waiters.discard(waiter)
 
     async def cause(self) -> str:
@@ -484,6 +506,8 @@ class Runtime:
         self._client: Resonate | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._registered: set[tuple[str, int]] = set()
+        #: The client with each exposed function's options (see :meth:`_launch`).
+        self._launchers: dict[str, tuple[Exposed, Resonate]] = {}
         self._revision = -1
         self._exposed: dict[str, Exposed] = {}
         self._internal: dict[str, Exposed] = {}
@@ -612,12 +636,18 @@ class Runtime:
         self, exposed: Exposed, id: str, args: list[Any], kwargs: dict[str, Any]
     ) -> ResonateHandle[Any]:
         client = self.client
+        # The SDK's options() copies the client; the copy is reusable (its docs), so
+        # it is made once per function and client, not on every start.
+        held = self._launchers.get(exposed.name)
+        if held is None or held[0] is not exposed:
+            target = None if exposed.mode == "inline" else exposed.target
+            options = client.options(
+                timeout=exposed.timeout, target=target, version=exposed.version
+            )
+            held = self._launchers[exposed.name] = (exposed, options)
+        opts = held[1]
         if exposed.mode == "inline":
-            opts = client.options(timeout=exposed.timeout, version=exposed.version)
             return opts.run(id, exposed.name, *args, **kwargs)
-        opts = client.options(
-            timeout=exposed.timeout, target=exposed.target, version=exposed.version
-        )
         return opts.rpc(id, exposed.name, *args, **kwargs)
 
     async def start(self) -> Resonate:
@@ -647,6 +677,7 @@ class Runtime:
             self.settings, group=self._group, watch=self.watch, clock=clock, sweep=self._sweep
         )
         self._registered.clear()
+        self._launchers.clear()
         self._register(client)
         self.pushed.attach(client)
         client.start()

@@ -328,17 +328,17 @@ async def _edge(
     if not remote:
         launch.answer = str(await send(tagged, headers))
         return launch.answer
-    if launch.abandoned.is_set():
+    if launch.abandoned:
         raise ConnectorError(RuntimeError(f"the start of {launch.id} was abandoned"))
-    # One task for the send, canceled by the abandon itself (no second waiter).
-    sending = asyncio.ensure_future(send(tagged, headers))
+    # The abandon cancels the task sending the create (the SDK's, awaiting this), and
+    # the cancellation is turned back into the connection error it stands for.
+    sending = asyncio.current_task()
     launch.sending = sending
     try:
-        answer = await sending
+        answer = await send(tagged, headers)
     except asyncio.CancelledError:
-        if not launch.abandoned.is_set():
-            sending.cancel()
-            raise
+        if not launch.abandoned or sending is None or sending.uncancel() > 0:
+            raise  # canceled by somebody else too
         raise ConnectorError(RuntimeError(f"the start of {launch.id} was abandoned")) from None
     finally:
         launch.sending = None

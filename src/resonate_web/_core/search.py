@@ -22,7 +22,9 @@ import base64
 import binascii
 import contextlib
 import contextvars
+import itertools
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -68,23 +70,43 @@ def user_tags(tags: dict[str, str]) -> dict[str, str]:
     return dict(sorted(found)) if found else {}
 
 
+class _Nonces:
+    """Launch nonces, unique across processes and cheaper than a uuid each: a random
+    prefix per process (drawn again in a forked child, which would otherwise repeat
+    its parent's sequence) and a counter."""
+
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+_nonces = _Nonces()
+
+
 @dataclass
 class Launch:
     """One launch of root invocation ``id``: the nonce its create carries, and the
     backend's answer to that create once it came (see :func:`launching`)."""
 
     id: str
-    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+    nonce: str = field(default_factory=_nonces.next)
     answer: str | None = None
     #: Set when the request gave up on the create (it answered 503): a create still
     #: retrying against a backend that is down is dropped instead of sent later.
-    abandoned: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The send of the create while it is on its way (canceled by :meth:`abandon`).
-    sending: asyncio.Future[Any] | None = None
+    abandoned: bool = False
+    #: The task sending the create while it is on its way (canceled by :meth:`abandon`).
+    sending: asyncio.Task[Any] | None = None
 
     def abandon(self) -> None:
         """Give up on the create: one still being sent is canceled, none is sent later."""
-        self.abandoned.set()
+        self.abandoned = True
         if self.sending is not None:
             self.sending.cancel()
 

@@ -63,6 +63,14 @@ def installed() -> bool:
     return True
 
 
+@functools.cache
+def _named_in_environment(variable: str) -> bool:
+    """Whether the environment names a provider for OpenTelemetry to load: read once
+    (it is read when the process starts; a lookup that misses costs a KeyError),
+    and only until an application sets a provider itself."""
+    return variable in os.environ
+
+
 def active() -> bool:
     """Whether an application configured a tracer provider (else spans go nowhere,
     and none is started: a span of the no-op provider still costs its context)."""
@@ -74,6 +82,8 @@ def active() -> bool:
     # environment on every call until one is set.
     provider = getattr(trace, "_TRACER_PROVIDER", None)
     if provider is None:
+        if not _named_in_environment("OTEL_PYTHON_TRACER_PROVIDER"):
+            return False
         provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
@@ -89,7 +99,7 @@ def counting() -> bool:
     # lookup get_meter_provider() makes on every call until one is set.
     provider = getattr(_internal, "_METER_PROVIDER", None)
     if provider is None:
-        if "OTEL_PYTHON_METER_PROVIDER" not in os.environ:
+        if not _named_in_environment("OTEL_PYTHON_METER_PROVIDER"):
             return False
         provider = metrics.get_meter_provider()
     return not isinstance(provider, NoOpMeterProvider) and type(provider).__name__ != (

@@ -321,25 +321,21 @@ class Gateway:
             ) from None
 
     async def _watched[T](self, awaitable: Awaitable[T], watch: ConnectionWatch) -> T:
-        """``awaitable``, cut short by the first failed connection attempt (then 503)."""
-        work: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
-        failure: asyncio.Future[Any] = watch.failure()
+        """``awaitable``, cut short by the first failed connection attempt (then 503).
+
+        Awaited in this very task (no task or wait of its own per call): the watch
+        cancels the task on a failed attempt, and that cancellation, told apart
+        from any other, becomes the 503."""
+        waiter = watch.enlist()
         try:
-            done, _ = await asyncio.wait(
-                [work, failure],
-                timeout=self.settings.backend_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            async with asyncio.timeout(self.settings.backend_timeout):
+                return await awaitable
+        except asyncio.CancelledError:
+            if not waiter.uncancel():
+                raise  # not the watch's (or the watch's and somebody else's)
         finally:
-            watch.forget(failure)
-            failure.cancel()
-        if work in done:
-            result: T = work.result()
-            return result
-        work.cancel()
-        if failure in done:
-            raise self._unavailable(f"{await watch.cause()} (the client keeps retrying)")
-        raise TimeoutError
+            watch.discharge(waiter)
+        raise self._unavailable(f"{await watch.cause()} (the client keeps retrying)")
 
     async def read(self, id: str) -> PromiseRecord | None:
         """A plain read of promise ``id`` (values decoded to JSON data), or ``None``."""
@@ -457,10 +453,26 @@ class Gateway:
         # Kept from before the create: a quick function settles before the wait begins.
         with self.runtime.pushed.waiting(id):
             record, handle = await self.begin(
-                exposed, id, args, kwargs, owner=request.scope, tags=tags, priority=priority
+                exposed,
+                id,
+                args,
+                kwargs,
+                owner=request.scope,
+                tags=tags,
+                priority=priority,
+                watch=wait <= 0,
             )
             if wait > 0:
-                record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
+                settled = False
+                try:
+                    record = await self._wait_settled(id, record, time.monotonic() + wait, handle)
+                    settled = invocations.status_of(record) != "pending"
+                finally:
+                    if handle is not None and settled:
+                        # Seen settled here: counted now, with no watcher to wake.
+                        telemetry.count_settled(exposed.name, invocations.status_of(record))
+                    elif handle is not None:
+                        self.watch(id, exposed.name, handle)
         return await self._status_response(request, id, record, created=True, headers=noted)
 
     async def begin(
@@ -474,6 +486,7 @@ class Gateway:
         tags: dict[str, str] | None = None,
         rerun_of: str | None = None,
         priority: int | None = None,
+        watch: bool = True,
     ) -> tuple[PromiseRecord, ResonateHandle[Any] | None]:
         """Start invocation ``id`` of ``exposed`` with bound arguments, or find it started.
 
@@ -482,7 +495,9 @@ class Gateway:
         to the backend, the create; a backend that is down answers 503 and the
         create is dropped. Returns the record and, for a new invocation, its handle.
         ``tags``: the user's (part of the call); ``rerun_of``: the stored id of the
-        invocation this one reruns; ``priority``: its place among waiting ones.
+        invocation this one reruns; ``priority``: its place among waiting ones;
+        ``watch``: whether a new invocation is watched until it settles (see
+        :meth:`watch`), else the caller watches it or counts its settle.
 
         A function with flow control may refuse the start (429 ``rate-limited``) or,
         debounced, join it to the open invocation: the record returned is then that
@@ -556,12 +571,18 @@ class Gateway:
             telemetry.count_started(exposed.name)
             if self.settings.ui:
                 self.feed.publish(id, record)
-            if self.settings.ui or telemetry.counting():
-                self.feed.watch(self, id, exposed.name, handle)
+            if watch:
+                self.watch(id, exposed.name, handle)
         if opened is None and exposed.flow.debounce is not None and not created:
             return record, None  # a debounced start joined its own open invocation
         self._check_replay(record, exposed, args, kwargs, tags)
         return record, handle
+
+    def watch(self, id: str, function: str, handle: ResonateHandle[Any]) -> None:
+        """Count new invocation ``id`` in the settled metric, and show it on the
+        dashboard, once it settles (when either is on)."""
+        if self.settings.ui or telemetry.counting():
+            self.feed.watch(self, id, function, handle)
 
     async def _joined(self, id: str) -> PromiseRecord:
         """The record of the debounced invocation a start joined; created by the start
