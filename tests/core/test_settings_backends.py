@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import timedelta
@@ -13,7 +14,7 @@ from resonate_web import Functions
 from resonate_web._core.runtime import Runtime, build_client
 from resonate_web._gateway.router import Gateway, Request
 from resonate_web.settings import ConfigurationError, Settings
-from tests.support import procs
+from tests.support import postgres, procs
 
 DSN = "postgresql://app:secret@db.internal:5432/app"
 
@@ -123,3 +124,28 @@ def test_a_gateway_never_joins_the_group_it_dispatches_to() -> None:
     Runtime(Settings.load(group="workers", environ={}), functions)  # embedded: runs inline
     apart = Settings.load(url="http://127.0.0.1:8001", group="web", environ={})
     assert Runtime(apart, functions).exposed["add"].target == "workers"
+
+
+async def test_flow_control_s_table_is_made_once_for_concurrent_first_calls(
+    pg_cluster: postgres.Cluster,
+) -> None:
+    """On a database where ``resonate_web.flow`` does not exist yet, twenty flow calls
+    at once from one process all succeed: none reads the table on another session
+    before the transaction that made it committed."""
+    from resonate_web._core import flow
+
+    dsn = pg_cluster.database("flow_first_use")
+    try:
+        client = build_client(Settings.load(url=dsn, environ={}), group="g")
+        client.start()
+        try:
+            answers = await asyncio.gather(
+                *(flow.waiting(client, [f"fn-{i}"]) for i in range(20)),
+                return_exceptions=True,
+            )
+        finally:
+            await client.stop()
+        assert [a for a in answers if isinstance(a, BaseException)] == []
+        assert all(counts[f"fn-{i}"]["running"] == 0 for i, (_, counts) in enumerate(answers))  # type: ignore[misc]
+    finally:
+        pg_cluster.drop(dsn)

@@ -848,8 +848,10 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
             fns: list[Any] = sorted(map(str, given)) if isinstance(given, list) else [data["fn"]]
             answers: dict[str, Any] = {}
             session: Any = self._sessions.session()
+            ready = getattr(self, "_flow_ready", False)
             async with session as conn, conn.transaction():
-                await self._flow_table(conn)
+                if not ready:
+                    await self._flow_table(conn)
                 for fn in fns:
                     cursor = await conn.execute(_FLOW_READ, [str(fn)])
                     row = await cursor.fetchone()
@@ -863,16 +865,17 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
                     after = json.dumps(state, sort_keys=True)
                     if after != before:
                         await conn.execute(_FLOW_WRITE, [after, str(fn)])
+            # Only once the transaction that made the table committed: until then,
+            # another task's session would not see it.
+            self._flow_ready = True
             answer = answers if "fns" in data else answers[str(data.get("fn"))]
             return _flow_reply(req, lambda _: answer)
 
         async def _flow_table(self, conn: Any) -> None:
-            if getattr(self, "_flow_ready", False):
-                return
+            # Serialized across processes: a second one waits, then finds it made.
             await conn.execute(_FLOW_LOCK)
             await conn.execute(_FLOW_SCHEMA)
             await conn.execute(_FLOW_TABLE)
-            self._flow_ready = True
 
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))
