@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from resonate.connections import HttpConnection, SSEConnection
+from resonate.types import Value
 
 from resonate_web import Functions
 from resonate_web._core.runtime import Runtime, build_client
@@ -149,3 +150,25 @@ async def test_flow_control_s_table_is_made_once_for_concurrent_first_calls(
         assert all(counts[f"fn-{i}"]["running"] == 0 for i, (_, counts) in enumerate(answers))  # type: ignore[misc]
     finally:
         pg_cluster.drop(dsn)
+
+
+async def test_the_server_connection_posts_on_one_kept_connection() -> None:
+    """Requests to a Resonate server go out on the lean pool, over one persistent
+    connection when they come one at a time, and its answers are the SDK's."""
+    from resonate_web._core import sdk as _sdk
+
+    with procs.dev_server() as url:
+        client = build_client(Settings.load(url=url, environ={}), group="g")
+        client.start()
+        try:
+            records = [
+                await client.promises.create(f"p-{i}", 2**62, Value(data=i), {}) for i in range(10)
+            ]
+            for i, created in enumerate(records):
+                assert created.id == f"p-{i}" and created.state == "pending"
+                assert (await _sdk.read_promise(client, f"p-{i}")).id == f"p-{i}"
+            pool = client._network._pool  # type: ignore[attr-defined]
+            assert pool is not None and pool.connections_made == 1
+        finally:
+            await client.stop()
+        assert client._network._pool is None  # type: ignore[attr-defined]

@@ -50,7 +50,7 @@ from resonate.send import parse_promise
 from resonate.transport import UnblockMsg
 from resonate.types import PromiseCreateReq, PromiseRecord, Value
 
-from resonate_web._core import flowtable
+from resonate_web._core import flowtable, httppool
 from resonate_web._core import search as _search
 
 __all__ = [
@@ -761,10 +761,47 @@ def context_now(ctx: Context) -> int:
 
 class _HttpConnection(HttpConnection):
     """The SDK's HTTP connection, tagging the invocations this process starts (the
-    server answers searches itself)."""
+    server answers searches itself), and sending on :class:`httppool.Pool` rather
+    than aiohttp: the same requests, retries, backoff and stop as the SDK's, for a
+    third of the CPU per call."""
+
+    _pool: httppool.Pool | None = None
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        return await _edge(super().send, req, headers, pushed=getattr(self, "pushed", None))
+        return await _edge(self._post, req, headers, pushed=getattr(self, "pushed", None))
+
+    async def _post(self, req: str, headers: dict[str, str] | None = None) -> str:
+        # The SDK's HttpConnection.send, on the pool: connection failures are
+        # retried with the backoff (which the gateway's watch hears), until stop.
+        base = dict(headers or {})
+        base.setdefault("Content-Type", "application/json")
+        sent = self._auth_headers(base)
+        body = req.encode()
+        attempt = 0
+        while True:
+            if self._stopped:
+                raise ConnectorError(RuntimeError("network has been stopped"))
+            if self._pool is None:
+                self._pool = httppool.Pool(self._url, limit=self._conn_limit)
+            try:
+                _, answer = await self._pool.post(body, sent)
+            except (OSError, TimeoutError) as exc:
+                if not self._running:
+                    raise ConnectorError(exc) from exc
+                delay = self._backoff.delay(attempt)
+                logger.warning("HTTP send failed, retrying (backoff=%ss): %s", delay, exc)
+                await self._sleep_or_stop(delay)
+                if not self._running:
+                    raise ConnectorError(exc) from exc
+                attempt += 1
+                continue
+            return answer.decode("utf-8", errors="replace")
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def http_connection(url: str, *, auth: str | None, backoff: Any) -> HttpConnection:
