@@ -172,3 +172,37 @@ async def test_the_server_connection_posts_on_one_kept_connection() -> None:
         finally:
             await client.stop()
         assert client._network._pool is None  # type: ignore[attr-defined]
+
+
+async def test_postgres_requests_are_one_round_trip_and_the_drain_one_transaction(
+    pg_dsn: str,
+) -> None:
+    """resonate-pg's requests run on autocommit connections (one statement each: no
+    BEGIN and COMMIT around them), while a session of several statements, such as
+    the connector's drain of its outbox, is still one transaction."""
+    from psycopg.pq import TransactionStatus
+
+    from resonate_web._core import sdk as _sdk
+
+    network = _sdk.postgres_connection(pg_dsn, pid="p", group="g")
+    seen: dict[str, TransactionStatus] = {}
+    try:
+        async with network._sessions.session() as conn:  # how the drain borrows one
+            await conn.execute("SELECT 1")
+            seen["drain"] = conn.info.transaction_status
+        with _sdk._one_statement():  # how send borrows one for a request
+            async with network._sessions.session() as conn:
+                await conn.execute("SELECT 1")
+                seen["request"] = conn.info.transaction_status
+        # And a real request through the connector answers.
+        client = build_client(Settings.load(url=pg_dsn, environ={}), group="g")
+        client.start()
+        try:
+            created = await client.promises.create("one-trip", 2**62, Value(data=1), {})
+            assert created.state == "pending"
+            assert (await _sdk.read_promise(client, "one-trip")).id == "one-trip"
+        finally:
+            await client.stop()
+    finally:
+        await network._sessions.close()
+    assert seen == {"drain": TransactionStatus.INTRANS, "request": TransactionStatus.IDLE}

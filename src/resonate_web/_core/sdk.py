@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import functools
 import inspect
 import json
@@ -849,23 +850,97 @@ _FLOW_READ = (
 _FLOW_WRITE = "UPDATE resonate_web.flow SET state = %s::jsonb WHERE fn = %s"
 
 
+#: Set while a session runs one statement: it runs in autocommit (see _PgSessions).
+_ONE_STATEMENT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "resonate_web_one_statement", default=False
+)
+
+
+class _PgSessions:
+    """resonate-pg's sessions (its ``PgSessions`` protocol) on a pool of autocommit
+    connections: a request of the protocol is one statement (a stored procedure,
+    atomic on its own), sent as one round trip instead of three (``BEGIN``, the
+    call, ``COMMIT``, as a transactional session sends it). A session of several
+    statements (the connector's drain of its outbox) is still one transaction."""
+
+    def __init__(self, conninfo: str, *, max_size: int = 16) -> None:
+        self._conninfo = conninfo
+        self._max_size = max_size
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def session(self, *, single: bool = False) -> Any:
+        """A connection for one unit of work: its own transaction, unless it is
+        ``single`` statement (or one of resonate-pg's requests, see ``send``)."""
+        pool = self._pool or await self._open()
+        async with pool.connection() as conn:
+            if single or _ONE_STATEMENT.get():
+                yield conn
+            else:
+                async with conn.transaction():
+                    yield conn
+
+    async def dedicated(self) -> Any:
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _open(self) -> Any:
+        from psycopg_pool import AsyncConnectionPool
+
+        async with self._lock:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=1,
+                    max_size=self._max_size,
+                    open=False,
+                    kwargs={"autocommit": True},
+                )
+                await pool.open()
+                self._pool = pool
+        return self._pool
+
+
+@contextlib.contextmanager
+def _one_statement() -> Iterator[None]:
+    token = _ONE_STATEMENT.set(True)
+    try:
+        yield
+    finally:
+        _ONE_STATEMENT.reset(token)
+
+
 def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
     """resonate-pg's connection, tagging invocations and answering promise searches
-    (which resonate-pg leaves unimplemented) with one query on its schema."""
+    (which resonate-pg leaves unimplemented) with one query on its schema; every
+    request is one round trip (see :class:`_PgSessions`)."""
     from resonate_pg import PostgresConnection
 
     class _PostgresConnection(PostgresConnection):
+        def _single(self) -> Any:
+            """A session for one statement, or for code that opens its own transaction."""
+            sessions: Any = self._sessions
+            return sessions.session(single=True)
+
         async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
             if is_flow(req):
                 return await self._flow(req)
             if not _search.is_search(req):
-                answer = _explain_timeouts(await _edge(super().send, req, headers))
+                with _one_statement():
+                    answer = _explain_timeouts(await _edge(super().send, req, headers))
                 pushed = getattr(self, "pushed", None)
                 if pushed is not None:
                     pushed.listened(req, answer)
                 return answer
             query = json.loads(req).get("data") or {}
-            async with self._sessions.session() as conn:
+            async with self._single() as conn:
                 cursor = await conn.execute(_search.PG_SEARCH, _search.pg_parameters(query))
                 rows = [row[0] for row in await cursor.fetchall()]
             return _search_reply(req, _search.page_of(rows, query))
@@ -874,7 +949,7 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
             self, tags: dict[str, str], since: int, width: int, count: int
         ) -> _search.Stats:
             parameters = _search.pg_stats_parameters(tags, since, width, count)
-            async with self._sessions.session() as conn:
+            async with self._single() as conn:
                 cursor = await conn.execute(_search.PG_STATS, parameters)
                 row = await cursor.fetchone()
             return _search.stats_of_row(tuple(row or ()) or (0,) * 5 + (None,) * 4)
@@ -884,7 +959,7 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
             given = data.get("fns")
             fns: list[Any] = sorted(map(str, given)) if isinstance(given, list) else [data["fn"]]
             answers: dict[str, Any] = {}
-            session: Any = self._sessions.session()
+            session: Any = self._single()  # its own transaction
             ready = getattr(self, "_flow_ready", False)
             async with session as conn, conn.transaction():
                 if not ready:
@@ -917,7 +992,7 @@ def postgres_connection(conninfo: str, *, pid: str, group: str) -> Any:
         def recv(self, callback: Callable[[str], None]) -> None:
             super().recv(lambda raw: callback(_explain_timeouts(raw)))
 
-    return _PostgresConnection(conninfo=conninfo, pid=pid, group=group)
+    return _PostgresConnection(sessions=_PgSessions(conninfo), pid=pid, group=group)
 
 
 async def function_stats(
