@@ -82,6 +82,9 @@ def test_strict_json_accepts_ordinary_documents() -> None:
         "a": [1, 2.5, "x", None, True]
     }
     assert parse_json(b"[" * 64 + b"]" * 64, max_depth=64) == eval("[" * 64 + "]" * 64)
+    # Brackets inside strings are not nesting.
+    assert parse_json(b'["' + b"[{" * 50 + b'"]', max_depth=64) == ["[{" * 50]
+    assert parse_json(b'{"a": {"b": [[1]]}}', max_depth=4) == {"a": {"b": [[1]]}}
 
 
 @pytest.mark.parametrize(
@@ -91,6 +94,13 @@ def test_strict_json_rejects(raw: bytes) -> None:
     with pytest.raises(Problem) as info:
         parse_json(raw, max_depth=64)
     assert info.value.slug == "invalid-json"
+
+
+def test_strict_json_counts_nesting_not_brackets() -> None:
+    with pytest.raises(Problem, match="deeper than 3"):
+        parse_json(b'{"a": {"b": [[1]]}}', max_depth=3)
+    with pytest.raises(Problem, match="deeper than 3"):
+        parse_json(b'[[[["' + b"]" * 9 + b'"]]]]', max_depth=3)
 
 
 def test_ids() -> None:

@@ -73,7 +73,9 @@ def parse_json(body: bytes, *, max_depth: int) -> Any:
         _invalid_json(f"JSON nests deeper than {max_depth} levels")
     except json.JSONDecodeError as exc:
         _invalid_json(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    if _depth_exceeds(value, max_depth):
+    # Each level of nesting opens a bracket: a body with no more of them than the
+    # limit (brackets inside strings only overcount) needs no walk.
+    if body.count(b"[") + body.count(b"{") > max_depth and _depth_exceeds(value, max_depth):
         _invalid_json(f"JSON nests deeper than {max_depth} levels")
     return value
 
