@@ -422,19 +422,31 @@ async def queue(
     kwargs: dict[str, Any],
     *,
     priority: int,
-    order: int,
     lease: float,
-) -> None:
-    """Put a started invocation in line now, by its creation time (``order``), so its
-    turn does not depend on when a worker first picks it up."""
+) -> bool:
+    """Put an invocation about to be created in line now, by the backend's clock, so
+    its turn does not depend on when a worker first picks it up; whether this made
+    its place (``False``: it needs none, or it already has one, or holds a slot).
+
+    Before the create, never after it: an invocation that runs at once (inline, or
+    on a quick worker) could otherwise have entered, run and left before its place
+    was taken, and that place, never to be used, would hold up its lane until it
+    lapsed. A caller whose create then fails, or turns out a replay, calls
+    :func:`unqueue` when this returned ``True``."""
     if rules.concurrency is None and (rules.rate is None or rules.rate.on_limit != "wait"):
-        return
+        return False
     lease_ms = max(int(lease * 1000), 1000)
     request = _in_line(
         "queue", name, id, rules, signature, args, kwargs, lease_ms, priority=priority
     )
-    request["order"] = order
-    await _call(client, request)
+    answer = await _call(client, request)
+    return bool(answer.get("queued"))
+
+
+async def unqueue(client: Resonate, name: str, id: str) -> None:
+    """Give back the place :func:`queue` made for an invocation that was not created."""
+    with contextlib.suppress(Exception):
+        await _call(client, {"op": "leave", "fn": name, "id": id})
 
 
 def _priority(tags: Mapping[str, str]) -> int:

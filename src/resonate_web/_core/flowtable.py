@@ -135,7 +135,7 @@ def _queue(state: State, req: dict[str, Any], now: int) -> dict[str, Any]:
     id: str = req["id"]
     waiting = _table(state, "w")
     if id in waiting or id in _table(state, "h"):
-        return {}
+        return {"queued": False}
     conc: Any = req.get("c")
     rate: Any = req.get("r")
     waiting[id] = {
@@ -148,7 +148,7 @@ def _queue(state: State, req: dict[str, Any], now: int) -> dict[str, Any]:
         "x": now + _STALE_LEASES * int(req["lease"]),
         "f": "concurrency" if conc else "rate",
     }
-    return {}
+    return {"queued": True}
 
 
 def _renew(state: State, req: dict[str, Any], now: int) -> dict[str, Any]:

@@ -530,27 +530,10 @@ class Gateway:
                 )
                 if joined != id:
                     return await self._joined(joined), None
-        with _search.launching(id) as launch:
-            handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner, tags=extra)
-        try:
-            await self.bounded(handle.id())
-        except Problem:
-            # 503: the create is dropped, not sent once the backend is back.
-            launch.abandon()
-            if opened is not None:
-                await flow.forget_debounce(self.runtime.client, exposed.name, opened, id)
-            raise
-        # The create answers with the stored record, new or found: no read, unless
-        # the answer did not come through here (a conflict carries no record).
-        raw, created = _sdk.launched_record(launch)
-        record = self._decoded(raw) if raw is not None else await self.read(id)
-        if record is None:  # pragma: no cover - created, then gone
-            raise self._unavailable("the invocation vanished after creation")
-        if raw is None:
-            created = record.tags.get(_search.LAUNCH_TAG) == launch.nonce
-        if created and rules:
-            # In line from now, by its creation time, though no worker has it yet.
-            await self.bounded(
+        queued = False
+        if rules:
+            # In line before the create (see flow.queue), by the backend's clock.
+            queued = await self.bounded(
                 flow.queue(
                     self.runtime.client,
                     exposed.name,
@@ -560,10 +543,33 @@ class Gateway:
                     args,
                     kwargs,
                     priority=priority or 0,
-                    order=record.created_at,
                     lease=self.settings.lease_ttl,
                 )
             )
+        with _search.launching(id) as launch:
+            handle = self.runtime.launch(exposed, id, args, kwargs, owner=owner, tags=extra)
+        try:
+            await self.bounded(handle.id())
+        except Problem:
+            # 503: the create is dropped, not sent once the backend is back.
+            launch.abandon()
+            if opened is not None:
+                await flow.forget_debounce(self.runtime.client, exposed.name, opened, id)
+            if queued:
+                await flow.unqueue(self.runtime.client, exposed.name, id)
+            raise
+        # The create answers with the stored record, new or found: no read, unless
+        # the answer did not come through here (a conflict carries no record).
+        raw, created = _sdk.launched_record(launch)
+        record = self._decoded(raw) if raw is not None else await self.read(id)
+        if record is None:  # pragma: no cover - created, then gone
+            raise self._unavailable("the invocation vanished after creation")
+        if raw is None:
+            created = record.tags.get(_search.LAUNCH_TAG) == launch.nonce
+        if queued and not created:
+            # A replay of an invocation that had no place in line (it ran, or it is
+            # between attempts): the place made for it goes.
+            await flow.unqueue(self.runtime.client, exposed.name, id)
         if not created:
             handle = None
         else:
