@@ -244,3 +244,17 @@ async def test_https_checks_the_certificate_and_reuses_its_connection(tmp_path: 
         untrusted = Pool(f"https://127.0.0.1:{port}")  # the system's trust store
         with pytest.raises(ssl.SSLCertVerificationError):
             await untrusted.post(b"{}", {})
+
+
+async def test_a_connection_idle_past_its_keepalive_is_closed_not_reused() -> None:
+    """A connection a NAT may have dropped silently is not written on: past the
+    keepalive it is closed (the server sees it go) and a new one is opened."""
+    async with serving(echo) as (server, port):
+        pool = Pool(f"http://127.0.0.1:{port}", keepalive=1.0)
+        assert await pool.post(b"1", {}) == (200, b"1")
+        assert await pool.post(b"2", {}) == (200, b"2")
+        assert server.accepted == 1  # reused while fresh
+        await asyncio.sleep(1.1)
+        assert await pool.post(b"3", {}) == (200, b"3")
+        assert server.accepted == 2 and pool.connections_made == 2
+        pool.close()

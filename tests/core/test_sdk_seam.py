@@ -479,3 +479,22 @@ def test_lease_keeper_takes_a_sleeper() -> None:
         raise
     except Exception as exc:
         _fail("LeaseKeeper(sleeper=)", exc)
+
+
+def test_the_connections_internals_the_seam_builds_on() -> None:
+    """http_connection sends on its own pool with the SDK's HttpConnection's retry
+    state; postgres_connection hands resonate-pg its own sessions. Each internal
+    they read is named here, so a release that renames one fails this first."""
+    conn = _sdk.http_connection("http://127.0.0.1:9", auth="t", backoff=None)
+    for name in ("_url", "_conn_limit", "_backoff", "_stopped", "_running"):
+        if not hasattr(conn, name):
+            _fail("http_connection", AttributeError(name))
+    for method in ("_auth_headers", "_sleep_or_stop"):
+        if not callable(getattr(conn, method, None)):
+            _fail("http_connection", AttributeError(method))
+    assert conn._auth_headers({})["Authorization"] == "Bearer t"
+    try:
+        network = _sdk.postgres_connection("postgresql://u@127.0.0.1:9/db", pid="p", group="g")
+    except Exception as exc:
+        _fail("postgres_connection", exc)
+    assert isinstance(network._sessions, _sdk._PgSessions)

@@ -14,7 +14,10 @@ connection's close, interim ``1xx`` answers, and ``Connection: close``. A
 request sent on a reused connection that the server had closed meanwhile (its
 idle timeout) is sent again at once on a new one, as browsers do; any other
 failure is raised as :class:`ConnectionLost` (an :class:`OSError`) for the
-caller's retry. A connection whose request was canceled is closed, never reused.
+caller's retry. A connection whose request was canceled is closed, never reused,
+and one left idle longer than ``keepalive`` (15 s, as aiohttp) is closed rather
+than reused: a NAT or proxy between may have dropped it without a word, and a
+request written on it would wait for an answer that never comes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -42,6 +46,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False
+        #: When it was last put back idle (monotonic seconds).
+        self.idle_since = 0.0
         self._buffer = bytearray()
         self._answer: asyncio.Future[tuple[int, bytes, bool]] | None = None
         #: Whether any byte of the current answer came (a request is then not resent).
@@ -204,6 +210,7 @@ class Pool:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 30.0,
         answer_timeout: float = 300.0,
+        keepalive: float = 15.0,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -223,6 +230,7 @@ class Pool:
         self._open: set[_Connection] = set()
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
+        self.keepalive = keepalive
         #: How many connections were opened (tests read it).
         self.connections_made = 0
 
@@ -257,10 +265,17 @@ class Pool:
                     if connection.closed:
                         self._open.discard(connection)
                 if not connection.closed:
+                    connection.idle_since = time.monotonic()
                     self._idle.append(connection)
                 return status, answer
 
     def _take(self) -> _Connection | None:
+        # The most recently used first; the oldest idle ones lapse from the left.
+        stale = time.monotonic() - self.keepalive
+        while self._idle and self._idle[0].idle_since < stale:
+            lapsed = self._idle.popleft()
+            lapsed.close()
+            self._open.discard(lapsed)
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
